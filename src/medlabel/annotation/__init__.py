@@ -1,0 +1,1 @@
+"""Domain model of labels and annotations: schemas, annotation content, revisions."""

@@ -1,0 +1,41 @@
+"""Closed vocabularies of the annotation domain."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LabelKind(StrEnum):
+    """What a label annotates."""
+
+    MASK = "mask"
+    BOX = "box"
+    POINT = "point"
+    CLASSIFICATION = "classification"
+    NOTE = "note"
+
+
+class AnnotationState(StrEnum):
+    """Life cycle of one reader's annotation of an image."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ImageStatus(StrEnum):
+    """Work status of an image, derived from its annotations."""
+
+    UNLABELLED = "unlabelled"
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+
+
+class RevisionSource(StrEnum):
+    """Who produced a revision: a person or an engine (model or algorithm)."""
+
+    HUMAN = "human"
+    ENGINE = "engine"
+    IMPORT = "import"

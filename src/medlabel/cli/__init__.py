@@ -1,0 +1,1 @@
+"""The ``medlabel`` command line (Typer)."""

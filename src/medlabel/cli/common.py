@@ -1,0 +1,86 @@
+"""Shared CLI plumbing: settings from ``--home``, error reporting, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from medlabel.core.errors import MedlabelError
+from medlabel.core.settings import Settings
+from medlabel.services.context import Context, open_context
+
+err_console = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="MEDLABEL_HOME",
+        help="Data directory (database, blobs). Default: ~/.medlabel",
+        show_default=False,
+    ),
+]
+
+
+def settings_for(home: Path | None, **overrides: Any) -> Settings:
+    kwargs: dict[str, Any] = dict(overrides)
+    if home is not None:
+        kwargs["home"] = home
+    try:
+        return Settings(**kwargs)
+    except ValidationError as exc:  # report, don't trace
+        raise typer.BadParameter(str(exc)) from None
+
+
+@contextlib.contextmanager
+def opened(home: Path | None, **overrides: Any) -> Iterator[Context]:
+    """Open the context for a command; errors end the command with a one-line reason."""
+    with reporting():
+        ctx = open_context(settings_for(home, **overrides))
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+
+
+@contextlib.contextmanager
+def reporting() -> Iterator[None]:
+    """Turn medlabel errors into ``error: <message>`` and exit code 1."""
+    try:
+        yield
+    except MedlabelError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def progress() -> Progress:
+    """A progress bar on stderr (hidden when stderr is not a terminal)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,1 @@
+"""Settings, the error hierarchy, ids and the optional-dependency loader."""

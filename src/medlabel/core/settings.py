@@ -1,0 +1,72 @@
+"""Typed settings, loaded from ``MEDLABEL_*`` environment variables and validated on load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from medlabel.core.errors import ConfigurationError
+
+DEFAULT_HOME = Path("~/.medlabel")
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a medlabel installation.
+
+    The embedded defaults (SQLite and a local blob folder under ``home``) need no
+    configuration. Any SQLAlchemy URL is accepted for ``database_url``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MEDLABEL_", extra="ignore")
+
+    home: Path = Field(default=DEFAULT_HOME, description="Data directory (database, blobs, logs).")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in home."
+    )
+    blob_dir: Path | None = Field(default=None, description="Blob folder; default: home/blobs.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    demo: bool = Field(default=False, description="Demo mode: relaxed defaults, sample data.")
+
+    # authentication
+    session_hours: float = Field(default=12.0, gt=0)
+    cookie_secure: bool = Field(default=False, description="Send the session cookie only on HTTPS.")
+    allowed_origins: list[str] = Field(default_factory=list, description="CORS origins.")
+    login_max_failures: int = Field(default=10, ge=1, description="Failures before a lockout.")
+    login_lockout_seconds: int = Field(default=300, ge=1)
+
+    # limits on input
+    max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
+    max_archive_members: int = Field(default=100_000, gt=0)
+    max_archive_bytes: int = Field(default=50 * 1024**3, gt=0, description="Unpacked zip size.")
+    max_archive_ratio: float = Field(default=200.0, gt=1, description="Zip expansion ratio.")
+    max_voxels: int = Field(default=2_000_000_000, gt=0, description="Voxels in one image.")
+
+    # caches
+    volume_cache_bytes: int = Field(default=1024**3, ge=0)
+
+    @field_validator("home", "blob_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _check_secure(self) -> Settings:
+        if "*" in self.allowed_origins:
+            raise ConfigurationError(
+                "MEDLABEL_ALLOWED_ORIGINS may not contain '*': cookies are sent with requests, "
+                "so list the exact origins of your front ends instead"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<home>/medlabel.db``."""
+        return self.database_url or f"sqlite:///{self.home / 'medlabel.db'}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        """The blob folder, defaulting to ``<home>/blobs``."""
+        return self.blob_dir or self.home / "blobs"

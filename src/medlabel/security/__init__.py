@@ -1,0 +1,1 @@
+"""Security: users, roles, sessions, audit log and de-identification of imported images."""

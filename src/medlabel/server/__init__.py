@@ -1,0 +1,1 @@
+"""The HTTP server: FastAPI app factory, routers and the static web UI."""

@@ -1,0 +1,74 @@
+"""``create_app(settings)``: the one place the HTTP application is wired."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from medlabel import __version__
+from medlabel.core.settings import Settings
+from medlabel.server.api import annotations as annotations_api
+from medlabel.server.api import auth, exports, health, images, imports, projects, users
+from medlabel.server.errors import install_error_handlers
+from medlabel.server.web import mount_web
+from medlabel.services.context import Context, open_context
+
+API_PREFIX = "/api"
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
+    """Build the FastAPI application for ``settings`` (opening the database and blob
+    store unless a ready :class:`Context` is given)."""
+    context = ctx or open_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if ctx is None:
+            context.close()
+
+    app = FastAPI(
+        title="medlabel",
+        version=__version__,
+        description="AI-assisted annotation of medical images.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = context
+    install_error_handlers(app)
+
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+
+    @app.middleware("http")
+    async def _headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for key, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        if request.url.path.startswith(API_PREFIX):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    for module in (health, auth, users, projects, images, annotations_api, imports, exports):
+        app.include_router(module.router, prefix=API_PREFIX)
+    mount_web(app)
+    return app

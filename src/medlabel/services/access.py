@@ -1,0 +1,70 @@
+"""Who is acting, and what they may see and do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medlabel.core.errors import NotFoundError, PermissionDeniedError
+from medlabel.security.roles import ProjectRole, Role
+from medlabel.storage.db.models import Project, ProjectMember
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user."""
+
+    id: int
+    username: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+def require_admin(principal: Principal) -> None:
+    """Raise unless ``principal`` is a global admin."""
+    if not principal.is_admin:
+        raise PermissionDeniedError("only administrators may do this")
+
+
+def project_role(session: Session, principal: Principal, project_id: int) -> ProjectRole | None:
+    """The principal's role in a project (admins act as reviewers everywhere)."""
+    if principal.is_admin:
+        return ProjectRole.REVIEWER
+    role = session.scalar(
+        select(ProjectMember.role).where(
+            ProjectMember.project_id == project_id, ProjectMember.user_id == principal.id
+        )
+    )
+    return ProjectRole(role) if role else None
+
+
+def require_project(
+    session: Session,
+    principal: Principal,
+    project_id: int,
+    need: ProjectRole = ProjectRole.VIEWER,
+) -> Project:
+    """Load a project the principal may act on with at least role ``need``.
+
+    Raises
+    ------
+    NotFoundError
+        The project does not exist or the principal is not a member (the two are not
+        told apart, so project names do not leak).
+    PermissionDeniedError
+        The principal is a member with a lower role than ``need``.
+    """
+    project = session.get(Project, project_id)
+    role = project_role(session, principal, project_id) if project else None
+    if project is None or role is None:
+        raise NotFoundError(f"project {project_id} not found")
+    if not role.at_least(need):
+        raise PermissionDeniedError(
+            f"this needs the {need.value} role in project {project.name!r}; you are {role.value}"
+        )
+    return project

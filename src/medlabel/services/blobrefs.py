@@ -1,0 +1,85 @@
+"""Which blobs the database refers to; used to undo blob writes of a failed transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from medlabel.storage.blob import BlobRef, BlobStore
+from medlabel.storage.db.engine import Database
+from medlabel.storage.db.models import Export, Image, Instance, Revision
+
+log = logging.getLogger(__name__)
+
+DIGEST_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    Image.__table__.c.pixel_digest,
+    Image.__table__.c.thumbnail_digest,
+    Instance.__table__.c.dicom_digest,
+    Revision.__table__.c.mask_digest,
+    Export.__table__.c.digest,
+)
+
+
+def is_referenced(session: Session, digest: str) -> bool:
+    """True if any row refers to the blob ``digest``."""
+    return any(
+        session.execute(select(col).where(col == digest).limit(1)).first() is not None
+        for col in DIGEST_COLUMNS
+    )
+
+
+def referenced_digests(session: Session) -> set[str]:
+    """Every blob digest the database refers to."""
+    out: set[str] = set()
+    for col in DIGEST_COLUMNS:
+        out.update(d for (d,) in session.execute(select(col).where(col.is_not(None))) if d)
+    return out
+
+
+class BlobTransaction:
+    """Tracks blobs written for one unit of work; :meth:`rollback` deletes those that were
+    new and that no committed row refers to."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self.created: list[str] = []
+
+    def put(self, data: bytes) -> BlobRef:
+        ref = self.blobs.put_bytes(data)
+        if ref.created:
+            self.created.append(ref.digest)
+        return ref
+
+    def rollback(self, session: Session) -> None:
+        for digest in self.created:
+            if not is_referenced(session, digest):
+                self.blobs.delete(digest)
+        self.created.clear()
+
+
+@contextlib.contextmanager
+def unit_of_work(
+    db: Database, blobs: BlobStore, tx: BlobTransaction | None = None
+) -> Iterator[tuple[Session, BlobTransaction]]:
+    """A write transaction together with the blobs it refers to.
+
+    On success the blobs are made durable, then the rows are committed. On any error the
+    rows are rolled back and the new blobs no committed row refers to are deleted, so a
+    failure leaves neither half-stored rows nor orphan files. Pass ``tx`` to include
+    blobs written before the transaction began (e.g. while staging an import).
+    """
+    tx = tx or BlobTransaction(blobs)
+    try:
+        with db.write() as session:
+            yield session, tx
+            blobs.sync()
+    except BaseException:
+        if tx.created:
+            with db.read() as s:
+                tx.rollback(s)
+        raise

@@ -1,0 +1,1 @@
+"""Persistence: the relational database (metadata) and the blob store (pixels, masks, files)."""

@@ -41,9 +41,9 @@ _VIDEO_PREFIX = "1.2.840.10008.1.2.4.10"  # MPEG-2, MPEG-4, HEVC (â€¦4.100 to â€
 _PACKAGE_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     (
         (uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit, uids.JPEGLossless, uids.JPEGLosslessSV1),
-        "pylibjpeg-libjpeg (or python-gdcm)",
+        "python-gdcm",
     ),
-    ((uids.JPEGLSLossless, uids.JPEGLSNearLossless), "pylibjpeg-libjpeg (or pyjpegls)"),
+    ((uids.JPEGLSLossless, uids.JPEGLSNearLossless), "pyjpegls (or python-gdcm)"),
     (
         (
             uids.JPEG2000Lossless,

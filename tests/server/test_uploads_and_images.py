@@ -223,3 +223,21 @@ def test_export_download_and_annotation_upload(admin: TestClient, project: dict[
         admin.post(f"/api/projects/{project['id']}/exports", json={"format": "gif"}).status_code
         == 422
     )
+
+
+def test_request_bodies_over_the_limit_are_413(settings: Any, ctx: Any) -> None:
+    from medlabel.server.app import create_app
+
+    small = settings.model_copy(update={"max_json_bytes": 1000, "max_upload_bytes": 5000})
+    with TestClient(create_app(small, ctx=ctx)) as client:
+        r = client.post("/api/auth/login", json={"username": "x" * 2000, "password": "y"})
+        assert r.status_code == 413
+        # a chunked body without Content-Length is counted as it streams
+        r = client.post(
+            "/api/auth/login",
+            content=iter([b'{"username": "', b"x" * 3000, b'", "password": "y"}']),
+            headers={"Content-Type": "application/json"},
+        )
+        assert r.status_code == 413
+        r = client.post("/api/projects/1/imports", files={"files": ("a.dcm", b"\0" * 9000)})
+        assert r.status_code == 413

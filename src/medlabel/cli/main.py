@@ -265,6 +265,23 @@ def demo(
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+@db_app.command("gc")
+def db_gc(
+    min_age: Annotated[
+        float, typer.Option("--min-age", help="Only blobs older than this many seconds.")
+    ] = 3600.0,
+    home: HomeOption = None,
+) -> None:
+    """Delete stored files that nothing refers to (left by interrupted imports)."""
+    from medlabel.services.maintenance import collect_garbage
+
+    with opened(home) as ctx:
+        report = collect_garbage(ctx, min_age_seconds=min_age)
+    console.print(
+        f"removed {report.removed} of {report.checked} blobs ({report.bytes_freed} bytes)"
+    )
+
+
 @db_app.command("upgrade")
 def db_upgrade(home: HomeOption = None) -> None:
     """Apply database migrations (done automatically at start-up too)."""

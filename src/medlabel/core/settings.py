@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(default=300, ge=1)
 
     # limits on input
-    max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
+    max_upload_bytes: int = Field(default=20 * 1024**3, gt=0, description="Multipart uploads.")
+    max_json_bytes: int = Field(default=512 * 1024**2, gt=0, description="Other request bodies.")
     max_archive_members: int = Field(default=100_000, gt=0)
     max_archive_bytes: int = Field(default=50 * 1024**3, gt=0, description="Unpacked zip size.")
     max_archive_ratio: float = Field(default=200.0, gt=1, description="Zip expansion ratio.")

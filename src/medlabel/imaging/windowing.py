@@ -41,7 +41,7 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
     Examples
     --------
     >>> apply_window(np.array([-1000, 40, 1000]), Window(40, 80)).tolist()
-    [0, 128, 255]
+    [0, 129, 255]
     """
     c, w = float(window.center), float(window.width)
     lo = c - 0.5 - (w - 1) / 2

@@ -13,6 +13,7 @@ from medlabel.core.settings import Settings
 from medlabel.server.api import annotations as annotations_api
 from medlabel.server.api import auth, exports, health, images, imports, projects, users
 from medlabel.server.errors import install_error_handlers
+from medlabel.server.limits import BodyLimitMiddleware
 from medlabel.server.web import mount_web
 from medlabel.services.context import Context, open_context
 
@@ -68,6 +69,11 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    app.add_middleware(
+        BodyLimitMiddleware,
+        upload_limit=settings.max_upload_bytes,
+        other_limit=settings.max_json_bytes,
+    )
     for module in (health, auth, users, projects, images, annotations_api, imports, exports):
         app.include_router(module.router, prefix=API_PREFIX)
     mount_web(app)

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 
-from medlabel.core.errors import InvalidInputError, TooLargeError
+from medlabel.core.errors import InvalidInputError, MedlabelError
 from medlabel.server.deps import CtxDep, PrincipalDep
 from medlabel.services import imports as svc
 from medlabel.services.annotation_imports import import_annotations
@@ -62,18 +62,14 @@ async def upload(
 
     Uploads stream to disk; their total size is limited by MEDLABEL_MAX_UPLOAD_BYTES.
     """
-    limit = ctx.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is None:
-        raise InvalidInputError("uploads need a Content-Length header")
-    if not length.isdigit() or int(length) > limit:
-        raise TooLargeError(f"upload of {length} bytes exceeds the limit of {limit} bytes")
     tmp_root = ctx.settings.home / "tmp"
     tmp_root.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_root))
     try:
         try:
             form = await request.form(max_files=100_000, max_fields=100)
+        except MedlabelError:
+            raise
         except Exception as exc:  # noqa: BLE001 - malformed multipart body
             raise InvalidInputError(f"could not read the multipart upload: {exc}") from None
         paths: list[Path] = []
@@ -139,16 +135,14 @@ async def upload_annotations(
     """Import a NIfTI mask, DICOM SEG or COCO file (multipart field ``file``) as revisions
     of your annotations. Optional fields: ``format`` (auto, nifti, dicom-seg, coco) and
     ``image_id`` (NIfTI; default: matched by file name)."""
-    limit = ctx.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is None or not length.isdigit() or int(length) > limit:
-        raise TooLargeError(f"uploads need a Content-Length of at most {limit} bytes")
     tmp_root = ctx.settings.home / "tmp"
     tmp_root.mkdir(exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="annotations-", dir=tmp_root))
     try:
         try:
             form = await request.form(max_files=1, max_fields=10)
+        except MedlabelError:
+            raise
         except Exception as exc:  # noqa: BLE001 - malformed multipart body
             raise InvalidInputError(f"could not read the multipart upload: {exc}") from None
         upload = form.get("file")

@@ -21,6 +21,7 @@ from medlabel.security.roles import ProjectRole
 from medlabel.services.access import Principal, require_project
 from medlabel.services.blobrefs import unit_of_work
 from medlabel.services.context import Context
+from medlabel.services.drafts import drop_draft
 from medlabel.storage.db.models import Annotation, Image, Label, Revision, User
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ def save_annotation(
             mask = mask.astype(np.uint8 if mask.max(initial=0) < 256 else np.uint16, copy=False)
             mask_digest = blobs.put(encode_array(mask, compress=True)).digest
             summary = _mask_summary(mask)
+        drop_draft(s, image_id, actor.id)  # the draft has become a revision
         rev = _new_revision(
             s,
             ann,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from medlabel.storage.blob import BlobRef, BlobStore
 from medlabel.storage.db.engine import Database
-from medlabel.storage.db.models import Export, Image, Instance, Revision
+from medlabel.storage.db.models import Draft, Export, Image, Instance, Revision
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ DIGEST_COLUMNS: tuple[ColumnElement[Any], ...] = (
     Image.__table__.c.thumbnail_digest,
     Instance.__table__.c.dicom_digest,
     Revision.__table__.c.mask_digest,
+    Draft.__table__.c.mask_digest,
     Export.__table__.c.digest,
 )
 

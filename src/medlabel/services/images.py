@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,15 +17,17 @@ from sqlalchemy.orm import Session
 
 from medlabel.annotation.enums import ImageStatus
 from medlabel.core.errors import InvalidInputError, NotFoundError
+from medlabel.imaging.filters import ViewFilter, apply_view_filter
 from medlabel.imaging.orientation import View, axis_codes, native_view, view_axis
 from medlabel.imaging.render import render_slice
+from medlabel.imaging.stats import RegionStats, region_stats
 from medlabel.imaging.windowing import CT_PRESETS, Window
 from medlabel.io.nifti import nifti_header_bytes
 from medlabel.io.png import encode_png_fast
 from medlabel.security.roles import ProjectRole
 from medlabel.services.access import Principal, require_project
 from medlabel.services.context import Context
-from medlabel.storage.db.models import Image, Instance, Series, Study
+from medlabel.storage.db.models import Image, Instance, Label, Series, Study
 
 SORTS = {"id": Image.id, "name": Image.name, "created": Image.created_at, "status": Image.status}
 
@@ -203,16 +208,39 @@ def thumbnail_png(ctx: Context, actor: Principal, image_id: int) -> bytes:
     return ctx.blobs.read_bytes(image.thumbnail_digest)
 
 
+def filtered_pixels(ctx: Context, image: Image, spec: ViewFilter) -> np.ndarray:
+    """The image's pixels through a view filter, computed once and cached on disk (a
+    cache: deleting ``<home>/cache`` is safe)."""
+    key = hashlib.sha256(f"{image.pixel_digest}:{spec.cache_key()}".encode()).hexdigest()
+    folder = ctx.settings.home / "cache" / "filters"
+    path = folder / f"{key}.npy"
+    if not path.exists():
+        out = apply_view_filter(np.asarray(pixels(ctx, image)), spec)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with tmp.open("wb") as fh:
+            np.save(fh, out, allow_pickle=False)
+        os.replace(tmp, path)
+    arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+    return arr
+
+
 def volume_nifti_stream(
-    ctx: Context, actor: Principal, image_id: int
+    ctx: Context, actor: Principal, image_id: int, view_filter: ViewFilter | None = None
 ) -> tuple[int, Iterator[bytes]]:
-    """The image as an uncompressed NIfTI file: its size and a chunk iterator.
+    """The image (optionally through a view filter) as an uncompressed NIfTI file: its
+    size and a chunk iterator.
 
     The array's C-order bytes are the NIfTI data block, so nothing is copied or
     converted; a browser viewer can load the URL directly.
     """
     image = get_image(ctx, actor, image_id)
-    arr = pixels(ctx, image)
+    if view_filter is not None:
+        arr = filtered_pixels(ctx, image, view_filter)
+        if arr.ndim == 4:  # filtered colour: NIfTI RGB needs uint8
+            arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    else:
+        arr = pixels(ctx, image)
     header = nifti_header_bytes(tuple(arr.shape), arr.dtype, np.asarray(image.affine))
     flat = arr.reshape(-1).view(np.uint8) if arr.flags.c_contiguous else None
     if flat is None:  # pragma: no cover - stored arrays are C-contiguous
@@ -225,6 +253,23 @@ def volume_nifti_stream(
             yield flat[start : start + step].tobytes()
 
     return len(header) + flat.size, chunks()
+
+
+def region_statistics(
+    ctx: Context, actor: Principal, image_id: int, mask: np.ndarray
+) -> list[tuple[RegionStats, str | None]]:
+    """Size and intensity statistics of each label in ``mask`` (with the label's name)."""
+    with ctx.db.read() as s:
+        image = _image(s, actor, image_id)
+        names = {
+            lab.value: lab.name
+            for lab in s.scalars(select(Label).where(Label.project_id == image.project_id))
+            if lab.value is not None
+        }
+    arr = np.asarray(pixels(ctx, image))
+    spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
+    stats = region_stats(arr, mask, [float(x) for x in spacing])
+    return [(st, names.get(st.value)) for st in stats]
 
 
 def dicom_header(ctx: Context, actor: Principal, image_id: int) -> list[dict[str, Any]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from typing import Any
 
@@ -13,22 +11,20 @@ from pydantic import BaseModel, Field
 
 from medlabel.annotation.content import AnnotationContent
 from medlabel.annotation.enums import AnnotationState, RevisionSource
-from medlabel.core.errors import InvalidInputError
 from medlabel.imaging.volume import Volume
+from medlabel.io.arrays import decode_array
 from medlabel.io.nifti import write_nifti
+from medlabel.server.api.masks import MaskIn, decode_mask_in
 from medlabel.server.deps import CtxDep, PrincipalDep
 from medlabel.services import annotations as svc
+from medlabel.services import drafts as drafts_svc
 from medlabel.services import images as images_svc
-from medlabel.services.masks import MaskEncoding, decode_mask, encode_raw_gzip
+from medlabel.services.access import Principal
+from medlabel.services.context import Context
+from medlabel.services.masks import MaskEncoding, encode_raw_gzip
 from medlabel.storage.db.models import Revision
 
 router = APIRouter(tags=["annotations"])
-
-
-class MaskIn(BaseModel):
-    encoding: MaskEncoding = MaskEncoding.RAW_GZIP
-    dtype: str = Field(default="uint8", description="uint8 or uint16 (raw-gzip only).")
-    data: str = Field(description="Base64 of the encoded mask.")
 
 
 class SaveIn(BaseModel):
@@ -120,22 +116,34 @@ def annotation_out(view: svc.AnnotationView) -> AnnotationOut:
     )
 
 
-def _decode(ctx: Any, me: Any, image_id: int, body: SaveIn) -> np.ndarray | svc.Keep | None:
+def _decode(
+    ctx: Context, me: Principal, image_id: int, body: SaveIn
+) -> np.ndarray | svc.Keep | None:
+    """The request's mask: omitted keeps the current one, null removes it."""
     if "mask" not in body.model_fields_set:
         return svc.KEEP_MASK
     if body.mask is None:
         return None
-    try:
-        data = base64.b64decode(body.mask.data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInputError("mask.data is not valid base64") from None
+    return decode_mask_in(body.mask, images_svc.get_image(ctx, me, image_id))
+
+
+def _mask_response(
+    ctx: Context, me: Principal, image_id: int, mask: np.ndarray, encoding: MaskEncoding, name: str
+) -> Response:
+    """A mask as ``raw-gzip`` (shape and dtype in headers) or as a ``.nii.gz`` on the
+    image's grid (which viewers such as NiiVue load as a drawing)."""
+    if encoding == MaskEncoding.RAW_GZIP:
+        headers = {
+            "X-Mask-Shape": ",".join(str(n) for n in mask.shape),
+            "X-Mask-Dtype": str(mask.dtype),
+        }
+        return Response(encode_raw_gzip(mask), media_type="application/gzip", headers=headers)
     image = images_svc.get_image(ctx, me, image_id)
-    return decode_mask(
-        body.mask.encoding,
+    data = write_nifti(Volume(mask, np.asarray(image.affine)))
+    return Response(
         data,
-        shape=image.shape,
-        affine=np.asarray(image.affine),
-        dtype=body.mask.dtype,
+        media_type="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{name}.nii.gz"'},
     )
 
 
@@ -226,18 +234,77 @@ def get_mask(
     mask = svc.load_mask(ctx, rev)
     if mask is None:
         return Response(status_code=204)
-    if encoding == MaskEncoding.RAW_GZIP:
-        headers = {
-            "X-Mask-Shape": ",".join(str(n) for n in mask.shape),
-            "X-Mask-Dtype": str(mask.dtype),
-        }
-        return Response(encode_raw_gzip(mask), media_type="application/gzip", headers=headers)
-    image = images_svc.get_image(
-        ctx, me, svc.get_annotation(ctx, me, rev.annotation_id).annotation.image_id
+    image_id = svc.get_annotation(ctx, me, rev.annotation_id).annotation.image_id
+    return _mask_response(ctx, me, image_id, mask, encoding, f"revision-{rev.id}")
+
+
+class DraftIn(SaveIn):
+    annotation_id: int | None = None
+    base_version: int | None = None
+
+
+class DraftOut(BaseModel):
+    image_id: int
+    annotation_id: int | None
+    base_version: int | None
+    content: AnnotationContent
+    has_mask: bool
+    updated_at: dt.datetime
+
+
+def _draft_out(d: Any) -> DraftOut:
+    return DraftOut(
+        image_id=d.image_id,
+        annotation_id=d.annotation_id,
+        base_version=d.base_version,
+        content=AnnotationContent.model_validate(d.content),
+        has_mask=d.mask_digest is not None,
+        updated_at=d.updated_at,
     )
-    data = write_nifti(Volume(mask, np.asarray(image.affine)))
-    return Response(
-        data,
-        media_type="application/gzip",
-        headers={"Content-Disposition": f'attachment; filename="revision-{rev.id}.nii.gz"'},
+
+
+@router.put("/images/{image_id}/draft", response_model=DraftOut)
+def save_draft(image_id: int, body: DraftIn, ctx: CtxDep, me: PrincipalDep) -> DraftOut:
+    """Autosave your unsaved work on an image (replaces your previous draft; not a
+    revision). Saving a revision removes the draft."""
+    mask = _decode(ctx, me, image_id, body)
+    draft = drafts_svc.save_draft(
+        ctx,
+        me,
+        image_id,
+        content=body.content,
+        mask=None if isinstance(mask, svc.Keep) else mask,
+        annotation_id=body.annotation_id,
+        base_version=body.base_version,
     )
+    return _draft_out(draft)
+
+
+@router.get(
+    "/images/{image_id}/draft",
+    response_model=DraftOut | None,
+    responses={204: {"description": "No draft."}},
+)
+def get_draft(image_id: int, ctx: CtxDep, me: PrincipalDep) -> DraftOut | Response:
+    draft = drafts_svc.get_draft(ctx, me, image_id)
+    return _draft_out(draft) if draft else Response(status_code=204)
+
+
+@router.get("/images/{image_id}/draft/mask", response_class=Response)
+def get_draft_mask(
+    image_id: int,
+    ctx: CtxDep,
+    me: PrincipalDep,
+    encoding: MaskEncoding = Query(default=MaskEncoding.RAW_GZIP),
+) -> Response:
+    """The draft's mask: ``raw-gzip`` (shape and dtype in headers) or ``nifti``."""
+    draft = drafts_svc.get_draft(ctx, me, image_id)
+    if draft is None or draft.mask_digest is None:
+        return Response(status_code=204)
+    mask = decode_array(ctx.blobs.read_bytes(draft.mask_digest))
+    return _mask_response(ctx, me, image_id, mask, encoding, f"draft-{image_id}")
+
+
+@router.delete("/images/{image_id}/draft", status_code=status.HTTP_204_NO_CONTENT)
+def discard_draft(image_id: int, ctx: CtxDep, me: PrincipalDep) -> None:
+    drafts_svc.discard_draft(ctx, me, image_id)

@@ -10,7 +10,11 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from medlabel.annotation.enums import ImageStatus
+from medlabel import __version__
+from medlabel.annotation.enums import ImageStatus, LabelKind
+from medlabel.imaging.filters import FilterKind, ViewFilter
+from medlabel.imaging.windowing import CT_PRESETS
+from medlabel.server.api.masks import MaskIn, decode_mask_in
 from medlabel.server.deps import CtxDep, PrincipalDep
 from medlabel.services import images as svc
 from medlabel.storage.db.models import Image
@@ -146,11 +150,72 @@ def slice_png(
 
 
 @router.get("/images/{image_id}/volume.nii", response_class=StreamingResponse)
-def volume(image_id: int, ctx: CtxDep, me: PrincipalDep) -> StreamingResponse:
-    """The de-identified pixel data as an uncompressed NIfTI-1 file (for viewers)."""
-    size, chunks = svc.volume_nifti_stream(ctx, me, image_id)
-    headers = {"Content-Length": str(size), **_IMMUTABLE}
+def volume(
+    image_id: int,
+    ctx: CtxDep,
+    me: PrincipalDep,
+    filter: FilterKind | None = Query(default=None, description="A view filter to apply."),
+    size: int = Query(default=3, ge=3, le=15, description="mean/median window, pixels"),
+    sigma: float = Query(default=1.0, gt=0, le=10, description="gaussian/sharpen, pixels"),
+    amount: float = Query(default=1.0, gt=0, le=5, description="sharpen strength"),
+    clip_limit: float = Query(default=0.01, gt=0, le=1, description="CLAHE contrast limit"),
+) -> StreamingResponse:
+    """The de-identified pixel data as an uncompressed NIfTI-1 file (for viewers),
+    optionally through a view filter (computed per plane; stored pixels never change)."""
+    spec = None
+    if filter is not None:
+        spec = ViewFilter(kind=filter, size=size, sigma=sigma, amount=amount, clip_limit=clip_limit)
+    size_bytes, chunks = svc.volume_nifti_stream(ctx, me, image_id, spec)
+    headers = {"Content-Length": str(size_bytes), **_IMMUTABLE}
     return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+
+
+class StatsIn(BaseModel):
+    mask: MaskIn
+
+
+class StatsOut(BaseModel):
+    value: int
+    label: str | None
+    voxels: int
+    area_mm2: float | None
+    volume_mm3: float | None
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    units: str | None
+
+
+@router.post("/images/{image_id}/stats", response_model=list[StatsOut])
+def stats(image_id: int, body: StatsIn, ctx: CtxDep, me: PrincipalDep) -> list[StatsOut]:
+    """Area (2D) or volume (3D) and intensity statistics (HU for CT) of each label of a
+    mask, e.g. the one being drawn."""
+    image = svc.get_image(ctx, me, image_id)
+    mask = decode_mask_in(body.mask, image)
+    units = "HU" if image.modality == "CT" else (image.meta or {}).get("units")
+    return [
+        StatsOut(label=name, units=units, **st.__dict__)
+        for st, name in svc.region_statistics(ctx, me, image_id, mask)
+    ]
+
+
+class MetaOut(BaseModel):
+    version: str
+    window_presets: dict[str, dict[str, float]]
+    filters: list[str]
+    label_kinds: list[str]
+
+
+@router.get("/meta", response_model=MetaOut)
+def meta(me: PrincipalDep) -> MetaOut:
+    """Vocabularies the UI needs: window presets, view filters, label kinds."""
+    return MetaOut(
+        version=__version__,
+        window_presets={k: {"center": w.center, "width": w.width} for k, w in CT_PRESETS.items()},
+        filters=[f.value for f in FilterKind],
+        label_kinds=[k.value for k in LabelKind],
+    )
 
 
 @router.get("/images/{image_id}/dicom-header")

@@ -76,3 +76,23 @@ class Revision(Base):
     restored_from_id: Mapped[int | None] = mapped_column(
         ForeignKey("revisions.id", ondelete="SET NULL"), default=None
     )
+
+
+class Draft(Base):
+    """Unsaved work of one user on one image (autosave): not a revision, replaced on
+    every autosave and removed when the user saves a revision."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (UniqueConstraint("image_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: the annotation and version the draft started from (None: no annotation yet)
+    annotation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), default=None
+    )
+    base_version: Mapped[int | None] = mapped_column(default=None)
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    mask_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

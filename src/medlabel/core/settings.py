@@ -45,8 +45,11 @@ class Settings(BaseSettings):
     max_archive_ratio: float = Field(default=200.0, gt=1, description="Zip expansion ratio.")
     max_voxels: int = Field(default=2_000_000_000, gt=0, description="Voxels in one image.")
 
-    # caches
+    # caches and workers
     volume_cache_bytes: int = Field(default=1024**3, ge=0)
+    import_workers: int = Field(
+        default=0, ge=0, le=64, description="Processes for imports; 0 = one per core (max 4)."
+    )
 
     @field_validator("home", "blob_dir", mode="after")
     @classmethod

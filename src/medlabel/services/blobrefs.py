@@ -34,6 +34,16 @@ def is_referenced(session: Session, digest: str) -> bool:
     )
 
 
+def referenced_among(session: Session, digests: list[str]) -> set[str]:
+    """Those of ``digests`` that some row refers to (batched queries)."""
+    out: set[str] = set()
+    for i in range(0, len(digests), 500):
+        chunk = digests[i : i + 500]
+        for col in DIGEST_COLUMNS:
+            out.update(d for (d,) in session.execute(select(col).where(col.in_(chunk))) if d)
+    return out
+
+
 def referenced_digests(session: Session) -> set[str]:
     """Every blob digest the database refers to."""
     out: set[str] = set()
@@ -49,18 +59,35 @@ class BlobTransaction:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
         self.created: list[str] = []
+        self._seen: set[str] = set()
 
     def put(self, data: bytes) -> BlobRef:
         ref = self.blobs.put_bytes(data)
-        if ref.created:
-            self.created.append(ref.digest)
+        self.adopt(ref.digest, ref.created)
         return ref
 
-    def rollback(self, session: Session) -> None:
+    def adopt(self, digest: str, created: bool) -> None:
+        """Track a blob written elsewhere (e.g. by an import worker process)."""
+        if created and digest not in self._seen:
+            self._seen.add(digest)
+            self.created.append(digest)
+
+    def release_unreferenced(self, session: Session) -> int:
+        """After a commit: delete the new blobs nothing refers to (e.g. files of
+        duplicate instances). Returns how many were deleted."""
+        keep = referenced_among(session, self.created)
+        removed = 0
         for digest in self.created:
-            if not is_referenced(session, digest):
+            if digest not in keep:
                 self.blobs.delete(digest)
+                removed += 1
         self.created.clear()
+        self._seen.clear()
+        return removed
+
+    def rollback(self, session: Session) -> None:
+        """Delete the new blobs that no committed row refers to."""
+        self.release_unreferenced(session)
 
 
 @contextlib.contextmanager
@@ -78,7 +105,8 @@ def unit_of_work(
     try:
         with db.write() as session:
             yield session, tx
-            blobs.sync()
+            if tx.created:  # new files must be durable before rows refer to them
+                blobs.sync()
     except BaseException:
         if tx.created:
             with db.read() as s:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from medlabel.core.settings import Settings
@@ -23,11 +26,29 @@ class Context:
     db: Database
     blobs: BlobStore
     volumes: VolumeCache = field(init=False)
+    _pool: ProcessPoolExecutor | None = field(init=False, default=None)
+    _pool_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.volumes = VolumeCache(self.blobs, max_bytes=self.settings.volume_cache_bytes)
 
+    def process_pool(self) -> ProcessPoolExecutor | None:
+        """Worker processes for CPU-bound import work, started on first use and kept
+        (None when ``import_workers`` is 1 or the machine has one core)."""
+        workers = self.settings.import_workers or min(4, os.cpu_count() or 1)
+        if workers <= 1:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                mp = multiprocessing.get_context("forkserver")
+                mp.set_forkserver_preload(["medlabel.services.imports.worker"])
+                self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp)
+            return self._pool
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
         self.db.dispose()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -74,7 +74,12 @@ def series_info(ds: Dataset) -> SeriesInfo:
     )
 
 
-def build_images(items: Sequence[tuple[str, Dataset]], *, max_voxels: int) -> SeriesBuild:
+def build_images(
+    items: Sequence[tuple[str, Dataset]],
+    *,
+    max_voxels: int,
+    frames: Mapping[str, np.ndarray] | None = None,
+) -> SeriesBuild:
     """Build the images of one series: stacks, split parts, 2D images and frame stacks.
 
     Single-frame instances with a position and orientation are grouped by size,
@@ -92,6 +97,10 @@ def build_images(items: Sequence[tuple[str, Dataset]], *, max_voxels: int) -> Se
         path) in messages and in :attr:`DicomImage.planes`.
     max_voxels
         Largest image allowed (planes x rows x columns), checked before decoding.
+    frames
+        Already decoded frames by key (as :func:`~medlabel.io.dicom.decode_frames`
+        returns them), e.g. from a worker process; their datasets may then lack pixel
+        data. Other items are decoded here.
 
     Returns
     -------
@@ -117,7 +126,7 @@ def build_images(items: Sequence[tuple[str, Dataset]], *, max_voxels: int) -> Se
         if sop and sop in seen:
             rejected.append(Rejection([key], f"{key} repeats the instance {seen[sop]}; ignored"))
             continue
-        if not is_image(ds):
+        if not (frames is not None and key in frames) and not is_image(ds):
             rejected.append(Rejection([key], f"{key} is a {describe_sop_class(ds)}, not an image"))
             continue
         try:
@@ -143,7 +152,7 @@ def build_images(items: Sequence[tuple[str, Dataset]], *, max_voxels: int) -> Se
                 f"{max_voxels:,}",
                 details={"voxels": plan.voxels, "limit": max_voxels},
             )
-    return SeriesBuild(_assemble_all(plans, datasets, rejected), rejected)
+    return SeriesBuild(_assemble_all(plans, datasets, rejected, frames or {}), rejected)
 
 
 def _plans(
@@ -165,10 +174,13 @@ def _plans(
 
 
 def _assemble_all(
-    plans: list[ImagePlan], datasets: dict[str, Dataset], rejected: list[Rejection]
+    plans: list[ImagePlan],
+    datasets: dict[str, Dataset],
+    rejected: list[Rejection],
+    decoded: Mapping[str, np.ndarray],
 ) -> list[DicomImage]:
     remaining = Counter(p.key for plan in plans for p in plan.planes)
-    cache: dict[str, np.ndarray] = {}
+    cache: dict[str, np.ndarray] = dict(decoded)
     images = []
     for plan in plans:
         keys = list(dict.fromkeys(p.key for p in plan.planes))

@@ -21,6 +21,7 @@ class LocalBlobStore:
 
     Writes are not fsynced one by one (that would cost milliseconds per DICOM instance);
     callers call :meth:`sync` once before committing database rows that refer to them.
+    Several processes may write to one store (an import's worker processes).
     """
 
     def __init__(self, root: Path) -> None:
@@ -29,7 +30,6 @@ class LocalBlobStore:
         self._tmp = self.root / "tmp"
         self._objects.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._dirty = False
 
     def _path(self, digest: str) -> Path:
         check_digest(digest)
@@ -74,13 +74,10 @@ class LocalBlobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)
-        self._dirty = True
 
     def sync(self) -> None:
-        """Make every blob written so far durable (one filesystem sync)."""
-        if self._dirty:
-            os.sync()
-            self._dirty = False
+        """Make every blob written so far, by any process, durable (one filesystem sync)."""
+        os.sync()
 
     def open(self, digest: str) -> BinaryIO:
         try:

@@ -1,0 +1,152 @@
+"""Per-file DICOM work, run in worker processes for large imports: read, check,
+de-identify, store the de-identified file as a blob, decode the pixels once, and leave
+the header and the decoded frames on disk for the volume builder. Everything here is
+picklable and free of database access."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.uid import generate_uid
+
+from medlabel.core.errors import MedlabelError
+from medlabel.io import dicom as dicom_io
+from medlabel.io.dicom.kinds import PIXEL_KEYWORDS
+from medlabel.security.deid import Deidentifier, DeidOptions, DeidResult
+from medlabel.storage.blob import BlobStore
+
+#: per process: de-identifiers by (secret, options), built on first use
+_DEIDENTIFIERS: dict[tuple[str, str], Deidentifier] = {}
+
+
+@dataclass(frozen=True)
+class DicomTask:
+    """One file to prepare. ``deid`` is (project secret, options as JSON)."""
+
+    path: Path
+    name: str
+    out: Path
+    deid: tuple[str, str]
+    blobs: BlobStore
+
+
+@dataclass
+class Prepared:
+    """What became of one DICOM file. ``error`` (with an HTTP-like ``status``) or
+    ``skipped`` (a non-image, with its kind) or a stored, de-identified instance whose
+    header (without pixels) and decoded frames are at ``header_path`` and
+    ``frames_path``."""
+
+    name: str
+    error: str | None = None
+    status: int = 422
+    skipped: str | None = None
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_uid: str = ""
+    content_key: str = ""
+    dicom_digest: str = ""
+    created: bool = False
+    frame_of_reference_added: bool = False
+    deid: DeidResult | None = None
+    header_path: Path | None = None
+    frames_path: Path | None = None
+
+
+def _deidentifier(secret: str, options: str) -> Deidentifier:
+    key = (secret, options)
+    deid = _DEIDENTIFIERS.get(key)
+    if deid is None:
+        if len(_DEIDENTIFIERS) > 8:
+            _DEIDENTIFIERS.clear()
+        deid = Deidentifier(secret, DeidOptions.model_validate_json(options))
+        _DEIDENTIFIERS[key] = deid
+    return deid
+
+
+def content_key(ds: pydicom.Dataset, frames: np.ndarray) -> str:
+    """Identity of an instance's content: its decoded pixels and where they are. The same
+    image sent again under new UIDs, or re-encoded with another transfer syntax, has the
+    same key."""
+    h = hashlib.sha256()
+    for kw in ("Rows", "Columns", "NumberOfFrames", "ImagePositionPatient",
+               "ImageOrientationPatient"):  # fmt: skip
+        h.update(repr(ds.get(kw)).encode())
+    h.update(str(frames.dtype).encode())
+    h.update(np.ascontiguousarray(frames).data)
+    return h.hexdigest()
+
+
+def ensure_frame_of_reference(ds: pydicom.Dataset) -> bool:
+    """Give spatially located images that lack a Frame of Reference UID one (the same for
+    a whole series), so DICOM SEG can be made for them later. True if one was added."""
+    if "FrameOfReferenceUID" in ds:
+        return False
+    if "ImagePositionPatient" not in ds and "PerFrameFunctionalGroupsSequence" not in ds:
+        return False
+    series = str(ds.get("SeriesInstanceUID", ""))
+    ds.FrameOfReferenceUID = generate_uid(
+        prefix=None, entropy_srcs=[series, "medlabel frame of reference"]
+    )
+    return True
+
+
+def dicom_bytes(ds: pydicom.Dataset) -> bytes:
+    """The dataset as a DICOM file (Part 10), in its own transfer syntax."""
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def prepare_dicom(task: DicomTask) -> Prepared:
+    """Read, check and de-identify one file; store the de-identified file as a blob;
+    pickle the dataset with decompressed pixel data for the volume builder."""
+    out = Prepared(task.name)
+    try:
+        ds = dicom_io.read_dataset(task.path, name=task.name)
+    except MedlabelError as exc:
+        out.error, out.status = exc.message, exc.status_code
+        return out
+    if not dicom_io.is_image(ds):
+        out.skipped = str(dicom_io.sop_kind(ds))
+        return out
+    out.deid = _deidentifier(*task.deid).deidentify(ds)
+    out.frame_of_reference_added = ensure_frame_of_reference(ds)
+    out.study_uid = str(ds.get("StudyInstanceUID", ""))
+    out.series_uid = str(ds.get("SeriesInstanceUID", ""))
+    out.sop_uid = str(ds.SOPInstanceUID)
+    try:
+        frames = dicom_io.decode_frames(ds, name=task.name)
+    except MedlabelError as exc:
+        out.error, out.status = exc.message, exc.status_code
+        return out
+    out.content_key = content_key(ds, frames)
+    ref = task.blobs.put_bytes(dicom_bytes(ds))
+    out.dicom_digest, out.created = ref.digest, ref.created
+    out.frames_path = task.out.with_suffix(".npy")
+    np.save(out.frames_path, np.ascontiguousarray(frames), allow_pickle=False)
+    # the builder needs the header only: geometry, rescale, identifiers (de-identified)
+    for keyword in PIXEL_KEYWORDS:
+        if keyword in ds:
+            del ds[keyword]
+    ds._pixel_array, ds._pixel_id = None, {}
+    ds.filename = None  # the original path may name the patient
+    out.header_path = task.out.with_suffix(".pkl")
+    with out.header_path.open("wb") as fh:
+        pickle.dump(ds, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return out
+
+
+def load_prepared(prep: Prepared) -> tuple[pydicom.Dataset, np.ndarray]:
+    """The header and the decoded frames :func:`prepare_dicom` left on disk (files of
+    this import's own work folder)."""
+    assert prep.header_path is not None and prep.frames_path is not None
+    with prep.header_path.open("rb") as fh:
+        ds: pydicom.Dataset = pickle.load(fh)
+    return ds, np.load(prep.frames_path, allow_pickle=False)

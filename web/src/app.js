@@ -40,7 +40,10 @@ async function route() {
   const match = routes.find((r) => r.pattern.test(hash));
   if (!match) return navigate("#/");
   const user = match.public ? null : await currentUser();
-  if (!match.public && !user) return navigate(`#/login`);
+  if (!match.public && !user) {
+    sessionStorage.setItem("medlabel:next", hash); // the login page returns here
+    return navigate(`#/login`);
+  }
   const params = {};
   const groups = hash.match(match.pattern).slice(1);
   (match.keys || []).forEach((k, i) => (params[k] = Number(groups[i])));
@@ -67,7 +70,10 @@ async function route() {
 window.addEventListener("hashchange", route);
 window.addEventListener("medlabel:unauthorized", () => {
   me = null;
-  if (!location.hash.startsWith("#/login")) navigate("#/login");
+  if (!location.hash.startsWith("#/login")) {
+    sessionStorage.setItem("medlabel:next", location.hash || "#/");
+    navigate("#/login");
+  }
 });
 route().catch((err) => {
   root.textContent = `Something went wrong: ${err.message}`;

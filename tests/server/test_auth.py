@@ -135,3 +135,12 @@ def test_the_last_admin_cannot_be_demoted(admin: TestClient) -> None:
     assert r.status_code == 409
     assert admin.patch(f"/api/users/{other['id']}", json={"role": "admin"}).status_code == 200
     assert admin.patch(f"/api/users/{me['id']}", json={"role": "viewer"}).status_code == 200
+
+
+def test_revocation_is_immediate_in_this_process_despite_the_cache(admin: TestClient) -> None:
+    token = admin.post("/api/auth/tokens", json={"name": "t"}).json()
+    headers = {"Authorization": f"Bearer {token['token']}"}
+    for _ in range(3):  # now cached
+        assert admin.get("/api/auth/me", headers=headers).status_code == 200
+    admin.delete(f"/api/auth/tokens/{token['id']}")
+    assert admin.get("/api/auth/me", headers=headers).status_code == 401

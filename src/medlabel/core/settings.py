@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list, description="CORS origins.")
     login_max_failures: int = Field(default=10, ge=1, description="Failures before a lockout.")
     login_lockout_seconds: int = Field(default=300, ge=1)
+    auth_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a process trusts a checked session, token or membership; "
+        "logouts and role changes reach other worker processes within this time.",
+    )
 
     # limits on input
     max_upload_bytes: int = Field(default=20 * 1024**3, gt=0, description="Multipart uploads.")

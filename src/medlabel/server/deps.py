@@ -6,8 +6,10 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from medlabel.core.errors import AuthenticationError, PermissionDeniedError
+from medlabel.security.tokens import token_hash
 from medlabel.services.access import Principal
 from medlabel.services.context import Context
 from medlabel.services.users import resolve_token
@@ -16,7 +18,7 @@ SESSION_COOKIE = "medlabel_session"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def get_ctx(request: Request) -> Context:
+async def get_ctx(request: Request) -> Context:
     ctx: Context = request.app.state.ctx
     return ctx
 
@@ -41,7 +43,7 @@ def _check_origin(request: Request, ctx: Context) -> None:
         raise PermissionDeniedError("cross-site request refused (Origin does not match Host)")
 
 
-def current_principal(request: Request, ctx: CtxDep) -> Principal:
+async def current_principal(request: Request, ctx: CtxDep) -> Principal:
     """The user behind the request's API token (``Authorization: Bearer``) or session
     cookie.
 
@@ -57,7 +59,9 @@ def current_principal(request: Request, ctx: CtxDep) -> Principal:
         via_cookie = token is not None
     if not token:
         raise AuthenticationError("log in first: no session cookie or bearer token")
-    principal = resolve_token(ctx, token)
+    principal: Principal | None = ctx.auth_cache.get(("token", token_hash(token)))
+    if principal is None:  # not checked recently: ask the database (off the event loop)
+        principal = await run_in_threadpool(resolve_token, ctx, token)
     if principal is None:
         raise AuthenticationError("your session or token is invalid or has expired; log in again")
     if via_cookie and request.method not in _SAFE_METHODS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +11,9 @@ from sqlalchemy.orm import Session
 from medlabel.core.errors import NotFoundError, PermissionDeniedError
 from medlabel.security.roles import ProjectRole, Role
 from medlabel.storage.db.models import Project, ProjectMember
+
+if TYPE_CHECKING:
+    from medlabel.services.context import Context
 
 
 @dataclass(frozen=True)
@@ -68,3 +72,15 @@ def require_project(
             f"this needs the {need.value} role in project {project.name!r}; you are {role.value}"
         )
     return project
+
+
+def cached_project_role(ctx: Context, principal: Principal, project_id: int) -> ProjectRole | None:
+    """:func:`project_role`, remembered for ``auth_cache_seconds`` (for hot read paths
+    such as rendered slices)."""
+    key = ("role", principal.id, project_id)
+    role = ctx.auth_cache.get(key)
+    if role is None:
+        with ctx.db.read() as s:
+            role = project_role(s, principal, project_id) or "none"
+        ctx.auth_cache.set(key, role)
+    return None if role == "none" else ProjectRole(role)

@@ -8,7 +8,9 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
+from medlabel.core.cache import TTLCache
 from medlabel.core.settings import Settings
 from medlabel.services.volumes import VolumeCache
 from medlabel.storage.blob import BlobStore, LocalBlobStore
@@ -26,11 +28,18 @@ class Context:
     db: Database
     blobs: BlobStore
     volumes: VolumeCache = field(init=False)
+    #: checked tokens → principals; (user, project) → role; image id → facts for slices
+    auth_cache: TTLCache[Any] = field(init=False)
     _pool: ProcessPoolExecutor | None = field(init=False, default=None)
     _pool_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.volumes = VolumeCache(self.blobs, max_bytes=self.settings.volume_cache_bytes)
+        self.auth_cache = TTLCache(seconds=self.settings.auth_cache_seconds)
+
+    def forget_access(self) -> None:
+        """Drop cached sessions and permissions (after a logout or a role change)."""
+        self.auth_cache.clear()
 
     def process_pool(self) -> ProcessPoolExecutor | None:
         """Worker processes for CPU-bound import work, started on first use and kept

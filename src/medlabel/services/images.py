@@ -25,7 +25,7 @@ from medlabel.imaging.windowing import CT_PRESETS, Window
 from medlabel.io.nifti import nifti_header_bytes
 from medlabel.io.png import encode_png_fast
 from medlabel.security.roles import ProjectRole
-from medlabel.services.access import Principal, require_project
+from medlabel.services.access import Principal, cached_project_role, require_project
 from medlabel.services.context import Context
 from medlabel.storage.db.models import Image, Instance, Label, Series, Study
 
@@ -174,6 +174,22 @@ def resolve_window(
     return None
 
 
+def _slice_facts(ctx: Context, actor: Principal, image_id: int) -> Image:
+    """The image, through the access cache: pixels, geometry and window never change, so
+    rendering many slices costs no database round trip once the image is known."""
+    key = ("image", image_id)
+    image = ctx.auth_cache.get(key)
+    if image is None:
+        with ctx.db.read() as s:
+            image = s.get(Image, image_id)
+        if image is None:
+            raise NotFoundError(f"image {image_id} not found")
+        ctx.auth_cache.set(key, image)
+    if cached_project_role(ctx, actor, image.project_id) is None:
+        raise NotFoundError(f"image {image_id} not found")
+    return image
+
+
 def slice_png(
     ctx: Context,
     actor: Principal,
@@ -186,7 +202,7 @@ def slice_png(
     width: float | None = None,
 ) -> bytes:
     """A slice rendered as PNG with the window applied."""
-    image = get_image(ctx, actor, image_id)
+    image = _slice_facts(ctx, actor, image_id)
     window = resolve_window(image, preset=preset, center=center, width=width)
     try:
         v = View(view) if view else None

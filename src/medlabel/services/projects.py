@@ -174,6 +174,7 @@ def delete_project(ctx: Context, actor: Principal | None, project_id: int) -> No
         if project is None:
             raise NotFoundError(f"project {project_id} not found")
         s.delete(project)
+    ctx.forget_access()
     log.info("deleted project id=%s", project_id)
 
 
@@ -217,6 +218,7 @@ def set_member(
             s.add(member)
         else:
             member.role = prole.value
+    ctx.forget_access()
     return member
 
 
@@ -227,6 +229,7 @@ def remove_member(ctx: Context, actor: Principal, project_id: int, user_id: int)
         if member is None:
             raise NotFoundError(f"user {user_id} is not a member of project {project_id}")
         s.delete(member)
+    ctx.forget_access()
 
 
 # label schema ----------------------------------------------------------------------------

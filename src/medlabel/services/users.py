@@ -126,6 +126,7 @@ def update_user(
             user.full_name = full_name[:200]
         if user.role != Role.ADMIN.value or not user.is_active:
             _keep_one_admin(s)
+    ctx.forget_access()
     return user
 
 
@@ -212,6 +213,10 @@ def resolve_token(ctx: Context, secret: str) -> Principal | None:
     """The user a token belongs to, or None if unknown, expired or revoked."""
     if not secret or len(secret) > 200:
         return None
+    key = ("token", token_hash(secret))
+    cached = ctx.auth_cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     now = utcnow()
     with ctx.db.read() as s:
         row = s.scalar(select(AuthToken).where(AuthToken.token_hash == token_hash(secret)))
@@ -228,11 +233,13 @@ def resolve_token(ctx: Context, secret: str) -> Principal | None:
     if stale:  # record use at most every few minutes, to keep reads cheap
         with ctx.db.write() as s:
             s.execute(update(AuthToken).where(AuthToken.id == token_id).values(last_used_at=now))
+    ctx.auth_cache.set(key, principal)
     return principal
 
 
 def revoke_token(ctx: Context, secret: str) -> None:
     """Revoke the token with this secret (logout)."""
+    ctx.forget_access()
     with ctx.db.write() as s:
         s.execute(
             update(AuthToken)
@@ -262,6 +269,7 @@ def revoke_api_token(ctx: Context, principal: Principal, token_id: int) -> None:
         if row is None or row.user_id != principal.id or row.kind != TokenKind.API.value:
             raise NotFoundError(f"API token {token_id} not found")
         row.revoked_at = utcnow()
+    ctx.forget_access()
 
 
 def get_user(ctx: Context, user_id: int) -> User:

@@ -67,3 +67,29 @@ def test_worker_processes_store_the_same_as_in_process(tmp_path: Path) -> None:
     assert len(one[3]) == len(two[3]) == PARALLEL_FROM + 8  # UIDs differ: per-project keys
     assert np.array_equal(one[4], two[4])
     assert one[5] == two[5]
+
+
+@pytest.mark.slow
+def test_palette_colour_images_import_in_workers(tmp_path: Path) -> None:
+    # palette LUT descriptors are pydicom values that cannot be pickled; the worker
+    # hands headers over as DICOM files instead
+    folder = tmp_path / "many"
+    folder.mkdir()
+    src = pydicom.dcmread(sample_file("OBXXXX1A.dcm"))
+    for i in range(PARALLEL_FROM):
+        ds = copy.deepcopy(src)
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SeriesInstanceUID = generate_uid()
+        ds.PixelData = bytes(range(i, 256)) * 4 + ds.PixelData[(256 - i) * 4 :]  # distinct
+        ds.save_as(folder / f"{i}.dcm")
+    ctx = open_context(Settings(home=tmp_path / "home", import_workers=2))
+    try:
+        project = create_project(ctx, None, "P")
+        summary = import_paths(ctx, None, project.id, [folder])
+        assert len(summary.image_ids) == PARALLEL_FROM
+        with ctx.db.read() as s:
+            image = s.get(Image, summary.image_ids[0])
+            assert image is not None and image.channels == 3
+    finally:
+        ctx.close()

@@ -1,4 +1,7 @@
-"""Shared CLI plumbing: settings from ``--home``, error reporting, progress bars."""
+"""Shared CLI plumbing: settings from ``--home``, error reporting, progress bars.
+
+Heavy modules (the database layer, pydicom...) are imported inside the commands that
+need them, so ``medlabel --help`` answers at once."""
 
 from __future__ import annotations
 
@@ -7,16 +10,17 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from medlabel.core.errors import MedlabelError
-from medlabel.core.settings import Settings
-from medlabel.services.context import Context, open_context
+
+if TYPE_CHECKING:
+    from medlabel.core.settings import Settings
+    from medlabel.services.context import Context
 
 err_console = Console(stderr=True, soft_wrap=True)
 console = Console(soft_wrap=True)
@@ -33,6 +37,10 @@ HomeOption = Annotated[
 
 
 def settings_for(home: Path | None, **overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from medlabel.core.settings import Settings
+
     kwargs: dict[str, Any] = dict(overrides)
     if home is not None:
         kwargs["home"] = home
@@ -45,6 +53,8 @@ def settings_for(home: Path | None, **overrides: Any) -> Settings:
 @contextlib.contextmanager
 def opened(home: Path | None, **overrides: Any) -> Iterator[Context]:
     """Open the context for a command; errors end the command with a one-line reason."""
+    from medlabel.services.context import open_context
+
     with reporting():
         ctx = open_context(settings_for(home, **overrides))
         try:

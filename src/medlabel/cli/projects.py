@@ -5,16 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
 from medlabel.annotation.enums import LabelKind
-from medlabel.annotation.schema import Code, LabelSpec
+from medlabel.annotation.schema import Code
 from medlabel.cli.common import HomeOption, console, opened
 from medlabel.core.errors import InvalidInputError, NotFoundError
-from medlabel.security.deid import DeidOptions
 from medlabel.security.roles import ProjectRole
-from medlabel.services import projects as svc
-from medlabel.storage.db.models import User
 
 projects_app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
 labels_app = typer.Typer(help="Edit a project's label schema.", no_args_is_help=True)
@@ -39,6 +35,9 @@ def create(
     home: HomeOption = None,
 ) -> None:
     """Create a project (de-identification options apply to its imports)."""
+    from medlabel.security.deid import DeidOptions
+    from medlabel.services import projects as svc
+
     options = DeidOptions(
         shift_dates=shift_dates,
         retain_patient_characteristics=retain_patient_characteristics,
@@ -52,6 +51,8 @@ def create(
 @projects_app.command("list")
 def list_(home: HomeOption = None) -> None:
     """List projects with image counts."""
+    from medlabel.services import projects as svc
+
     with opened(home) as ctx:
         for summary in svc.list_projects(ctx, None):
             p = summary.project
@@ -81,6 +82,9 @@ def add_label(
     home: HomeOption = None,
 ) -> None:
     """Add a label to a project's schema."""
+    from medlabel.annotation.schema import LabelSpec
+    from medlabel.services import projects as svc
+
     with opened(home) as ctx:
         p = svc.find_project(ctx, project)
         try:
@@ -94,6 +98,9 @@ def add_label(
 
 @labels_app.command("list")
 def list_labels(project: ProjectOption, home: HomeOption = None) -> None:
+    """List a project's labels."""
+    from medlabel.services import projects as svc
+
     with opened(home) as ctx:
         p = svc.find_project(ctx, project)
         for lab in svc.list_labels(ctx, None, p.id):
@@ -109,6 +116,11 @@ def add_member(
     home: HomeOption = None,
 ) -> None:
     """Add a user to a project (or change their role there)."""
+    from sqlalchemy import select
+
+    from medlabel.services import projects as svc
+    from medlabel.storage.db.models import User
+
     with opened(home) as ctx:
         p = svc.find_project(ctx, project)
         with ctx.db.read() as s:

@@ -6,13 +6,10 @@ import sys
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
 from medlabel.cli.common import HomeOption, console, opened
 from medlabel.core.errors import NotFoundError
 from medlabel.security.roles import Role
-from medlabel.services import users as svc
-from medlabel.storage.db.models import User
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 
@@ -38,6 +35,8 @@ def create(
     home: HomeOption = None,
 ) -> None:
     """Create a user; the password is asked for (or read from stdin)."""
+    from medlabel.services import users as svc
+
     password = _read_password(password_stdin)
     with opened(home) as ctx:
         user = svc.create_user(ctx, username, password, role, full_name=full_name)
@@ -47,6 +46,10 @@ def create(
 @app.command("list")
 def list_(home: HomeOption = None) -> None:
     """List users."""
+    from sqlalchemy import select
+
+    from medlabel.storage.db.models import User
+
     with opened(home) as ctx, ctx.db.read() as s:
         for u in s.scalars(select(User).order_by(User.username)):
             state = "" if u.is_active else " (inactive)"
@@ -60,6 +63,11 @@ def set_password(
     home: HomeOption = None,
 ) -> None:
     """Reset a user's password (ends their sessions)."""
+    from sqlalchemy import select
+
+    from medlabel.services import users as svc
+    from medlabel.storage.db.models import User
+
     password = _read_password(password_stdin)
     with opened(home) as ctx:
         with ctx.db.read() as s:

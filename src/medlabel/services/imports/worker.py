@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,10 +135,10 @@ def prepare_dicom(task: DicomTask) -> Prepared:
         if keyword in ds:
             del ds[keyword]
     ds._pixel_array, ds._pixel_id = None, {}
-    ds.filename = None  # the original path may name the patient
-    out.header_path = task.out.with_suffix(".pkl")
-    with out.header_path.open("wb") as fh:
-        pickle.dump(ds, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    # as a DICOM file, not a pickle: pydicom values are not all picklable (e.g. LUT
+    # descriptors of palette-colour images hold a local function)
+    out.header_path = task.out.with_suffix(".dcm")
+    out.header_path.write_bytes(dicom_bytes(ds))
     return out
 
 
@@ -147,6 +146,5 @@ def load_prepared(prep: Prepared) -> tuple[pydicom.Dataset, np.ndarray]:
     """The header and the decoded frames :func:`prepare_dicom` left on disk (files of
     this import's own work folder)."""
     assert prep.header_path is not None and prep.frames_path is not None
-    with prep.header_path.open("rb") as fh:
-        ds: pydicom.Dataset = pickle.load(fh)
+    ds = pydicom.dcmread(prep.header_path)
     return ds, np.load(prep.frames_path, allow_pickle=False)

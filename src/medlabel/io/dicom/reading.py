@@ -7,6 +7,7 @@ syntax no installed decoder handles, too many voxels) raises a
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import struct
@@ -56,6 +57,20 @@ _PACKAGE_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     ),
     ((uids.RLELossless,), "pylibjpeg-rle"),
 )
+
+
+def prefer_fast_decoder(ds: Dataset, syntax: uids.UID) -> None:
+    """8-bit JPEG baseline decodes about twice as fast with Pillow's libjpeg-turbo than
+    with GDCM, with identical pixels: use it when Pillow's plugin is available."""
+    if syntax == uids.JPEGBaseline8Bit and _pillow_jpeg_available():
+        ds.pixel_array_options(decoding_plugin="pillow")
+
+
+@functools.cache
+def _pillow_jpeg_available() -> bool:
+    from pydicom.pixels.decoders import JPEGBaseline8BitDecoder
+
+    return "pillow" in JPEGBaseline8BitDecoder.available_plugins
 
 
 def read_dataset(
@@ -119,6 +134,7 @@ def read_dataset(
     syntax = transfer_syntax(ds)
     if is_encapsulated(ds):
         check_decoder_available(syntax, name)
+        prefer_fast_decoder(ds, syntax)
         if check_pixels and is_image(ds):
             try:
                 ds.pixel_array  # noqa: B018  (decodes once; pydicom caches the array)

@@ -16,9 +16,28 @@ written while staging are removed). With ``on_error=skip`` bad files are reporte
 the rest is stored.
 """
 
-from medlabel.services.imports.model import ImportOptions, ImportSummary, OnError, Problem
-from medlabel.services.imports.pipeline import get_import, import_paths, list_imports
-from medlabel.services.imports.staging import default_window
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medlabel.services.imports.model import ImportOptions, ImportSummary, OnError, Problem
+    from medlabel.services.imports.pipeline import get_import, import_paths, list_imports
+    from medlabel.services.imports.staging import default_window
+
+# Import worker processes load only .worker; the pipeline (database, imaging) is
+# imported on first use (PEP 562), so their start-up stays short.
+_EXPORTS = {
+    "ImportOptions": "model",
+    "ImportSummary": "model",
+    "OnError": "model",
+    "Problem": "model",
+    "get_import": "pipeline",
+    "import_paths": "pipeline",
+    "list_imports": "pipeline",
+    "default_window": "staging",
+}
 
 __all__ = [
     "ImportOptions",
@@ -30,3 +49,10 @@ __all__ = [
     "import_paths",
     "list_imports",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -16,7 +16,6 @@ from pydicom.uid import generate_uid
 
 from medlabel.core.errors import MedlabelError
 from medlabel.io import dicom as dicom_io
-from medlabel.io.dicom.kinds import PIXEL_KEYWORDS
 from medlabel.security.deid import Deidentifier, DeidOptions, DeidResult
 from medlabel.storage.blob import BlobStore
 
@@ -105,7 +104,7 @@ def dicom_bytes(ds: pydicom.Dataset) -> bytes:
 
 def prepare_dicom(task: DicomTask) -> Prepared:
     """Read, check and de-identify one file; store the de-identified file as a blob;
-    pickle the dataset with decompressed pixel data for the volume builder."""
+    leave its header and decoded frames on disk for the volume builder."""
     out = Prepared(task.name)
     try:
         ds = dicom_io.read_dataset(task.path, name=task.name)
@@ -126,19 +125,22 @@ def prepare_dicom(task: DicomTask) -> Prepared:
         out.error, out.status = exc.message, exc.status_code
         return out
     out.content_key = content_key(ds, frames)
-    ref = task.blobs.put_bytes(dicom_bytes(ds))
+    try:
+        data = dicom_bytes(ds)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        out.error = (
+            f"{task.name}: could not be written again after de-identification ({exc}); "
+            "its header is malformed"
+        )
+        return out
+    ref = task.blobs.put_bytes(data)
     out.dicom_digest, out.created = ref.digest, ref.created
     out.frames_path = task.out.with_suffix(".npy")
     np.save(out.frames_path, np.ascontiguousarray(frames), allow_pickle=False)
-    # the builder needs the header only: geometry, rescale, identifiers (de-identified)
-    for keyword in PIXEL_KEYWORDS:
-        if keyword in ds:
-            del ds[keyword]
-    ds._pixel_array, ds._pixel_id = None, {}
-    # as a DICOM file, not a pickle: pydicom values are not all picklable (e.g. LUT
-    # descriptors of palette-colour images hold a local function)
+    # the builder reads the header from the same bytes (pickles would not do: some pydicom
+    # values, e.g. palette LUT descriptors, cannot be pickled)
     out.header_path = task.out.with_suffix(".dcm")
-    out.header_path.write_bytes(dicom_bytes(ds))
+    out.header_path.write_bytes(data)
     return out
 
 
@@ -146,5 +148,5 @@ def load_prepared(prep: Prepared) -> tuple[pydicom.Dataset, np.ndarray]:
     """The header and the decoded frames :func:`prepare_dicom` left on disk (files of
     this import's own work folder)."""
     assert prep.header_path is not None and prep.frames_path is not None
-    ds = pydicom.dcmread(prep.header_path)
+    ds = pydicom.dcmread(prep.header_path, stop_before_pixels=True)
     return ds, np.load(prep.frames_path, allow_pickle=False)

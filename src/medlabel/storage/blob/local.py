@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
-import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +31,8 @@ class LocalBlobStore:
         self._tmp = self.root / "tmp"
         self._objects.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[str] = set()  # fan-out folders known to exist
+        self._counter = itertools.count()
 
     def _path(self, digest: str) -> Path:
         check_digest(digest)
@@ -40,11 +43,11 @@ class LocalBlobStore:
         path = self._path(digest)
         if path.exists():
             return BlobRef(digest, len(data), created=False)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
+        tmp = self._temp_path()
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with tmp.open("wb") as fh:
                 fh.write(data)
-            self._commit(Path(tmp), path)
+            self._commit(tmp, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -53,9 +56,9 @@ class LocalBlobStore:
     def put_stream(self, stream: BinaryIO) -> BlobRef:
         h = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(dir=self._tmp)
+        tmp = self._temp_path()
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with tmp.open("wb") as fh:
                 while chunk := stream.read(_CHUNK):
                     h.update(chunk)
                     fh.write(chunk)
@@ -64,14 +67,26 @@ class LocalBlobStore:
             path = self._path(digest)
             if path.exists():
                 return BlobRef(digest, size, created=False)
-            self._commit(Path(tmp), path)
+            self._commit(tmp, path)
             return BlobRef(digest, size, created=True)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    def __reduce__(self) -> tuple[type[LocalBlobStore], tuple[Path]]:
+        # handed to import worker processes: only the folder travels
+        return (LocalBlobStore, (self.root,))
+
+    def _temp_path(self) -> Path:
+        # unique per process and call, without mkstemp's random-name retries
+        return self._tmp / f"{os.getpid()}-{threading.get_ident()}-{next(self._counter)}"
+
     def _commit(self, tmp: Path, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = path.parent.name
+        key = f"{path.parent.parent.name}/{folder}"
+        if key not in self._dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(key)
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)
 

@@ -216,7 +216,7 @@ def serve(
     from medlabel.services.context import open_context
 
     with reporting():
-        settings = settings_for(home, host=host, port=port)
+        settings = settings_for(home, host=host, port=port, prestart_workers=True)
         open_context(settings).close()  # migrate and check before forking workers
     console.print(f"medlabel {__version__} serving {settings.home} at http://{host}:{port}/")
     if workers == 1:
@@ -252,7 +252,9 @@ def demo(
     from medlabel.server.app import create_app
     from medlabel.services.demo import setup_demo
 
-    settings = settings_for(home or Path("~/.medlabel-demo"), host=host, port=port, demo=True)
+    settings = settings_for(
+        home or Path("~/.medlabel-demo"), host=host, port=port, demo=True, prestart_workers=True
+    )
     with opened(settings.home, demo=True) as ctx:
         info = setup_demo(ctx, log=lambda msg: err_console.print(msg, highlight=False))
     url = f"http://{host}:{port}/"

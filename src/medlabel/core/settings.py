@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     import_workers: int = Field(
         default=0, ge=0, le=64, description="Processes for imports; 0 = one per core (max 4)."
     )
+    prestart_workers: bool = Field(
+        default=False, description="Start import workers with the server (set by `serve`)."
+    )
 
     @field_validator("home", "blob_dir", mode="after")
     @classmethod

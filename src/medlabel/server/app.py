@@ -34,6 +34,8 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.prestart_workers:
+            context.prestart_process_pool()
         yield
         if ctx is None:
             context.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -63,6 +63,11 @@ class BlobTransaction:
 
     def put(self, data: bytes) -> BlobRef:
         ref = self.blobs.put_bytes(data)
+        self.adopt(ref.digest, ref.created)
+        return ref
+
+    def put_stream(self, stream: BinaryIO) -> BlobRef:
+        ref = self.blobs.put_stream(stream)
         self.adopt(ref.digest, ref.created)
         return ref
 

@@ -41,10 +41,13 @@ class Context:
         """Drop cached sessions and permissions (after a logout or a role change)."""
         self.auth_cache.clear()
 
+    def _workers(self) -> int:
+        return self.settings.import_workers or min(4, os.cpu_count() or 1)
+
     def process_pool(self) -> ProcessPoolExecutor | None:
         """Worker processes for CPU-bound import work, started on first use and kept
         (None when ``import_workers`` is 1 or the machine has one core)."""
-        workers = self.settings.import_workers or min(4, os.cpu_count() or 1)
+        workers = self._workers()
         if workers <= 1:
             return None
         with self._pool_lock:
@@ -53,6 +56,14 @@ class Context:
                 mp.set_forkserver_preload(["medlabel.services.imports.worker"])
                 self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp)
             return self._pool
+
+    def prestart_process_pool(self) -> None:
+        """Start the worker processes now, in the background, so the first large import
+        does not wait for them."""
+        pool = self.process_pool()
+        if pool is not None:
+            for _ in range(self._workers()):
+                pool.submit(int)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from medlabel.io import dicom as dicom_io
@@ -111,10 +111,12 @@ def commit(run: Run, actor: Principal | None) -> tuple[ImportRecord, list[int]]:
             s.add(image)
             s.flush()
             image_ids.append(image.id)
-            s.add_all(
-                Instance(project_id=run.project.id, series_id=series_id, image_id=image.id,
-                         **inst.__dict__)
-                for inst in st.instances
-            )  # fmt: skip
+            if st.instances:  # one multi-row INSERT, not an ORM object per instance
+                rows = [
+                    {"project_id": run.project.id, "series_id": series_id,
+                     "image_id": image.id, **inst.__dict__}
+                    for inst in st.instances
+                ]  # fmt: skip
+                s.execute(insert(Instance), rows)
         record.counts = dict(run.counts, images=len(image_ids))
     return record, image_ids

@@ -99,6 +99,8 @@ def import_paths(
         if progress:
             progress("importing", done, total)
         _check(run)
+        # temporary files go before the commit's file-system sync, which would write them
+        shutil.rmtree(workdir, ignore_errors=True)
         record, image_ids = commit(run, actor)
         with ctx.db.read() as s:  # e.g. files of duplicate instances
             run.blobs.release_unreferenced(s)

@@ -17,7 +17,7 @@ from medlabel.imaging.render import thumbnail
 from medlabel.imaging.volume import Volume
 from medlabel.imaging.windowing import CT_PRESETS, Window, auto_window
 from medlabel.io import dicom as dicom_io
-from medlabel.io.arrays import encode_array
+from medlabel.io.arrays import npy_stream
 from medlabel.io.nifti import read_nifti
 from medlabel.io.png import encode_png_fast
 from medlabel.io.raster import read_raster
@@ -53,7 +53,7 @@ def default_window(volume: Volume) -> Window | None:
 def staged_image(run: Run, volume: Volume, name: str, source_format: str) -> StagedImage:
     """Store a volume's pixels and thumbnail; describe the image for the commit."""
     arr = np.ascontiguousarray(volume.array)
-    pixel = run.blobs.put(encode_array(arr))
+    pixel = run.blobs.put_stream(npy_stream(arr))
     window = default_window(volume)
     thumb = run.blobs.put(encode_png_fast(thumbnail(arr, volume.affine, window)))
     return StagedImage(
@@ -113,7 +113,7 @@ def _prepared(run: Run, sources: list[Source], pool: Executor | None) -> Iterato
     if pool is None or len(tasks) < PARALLEL_FROM:
         yield from map(prepare_dicom, tasks)
     else:
-        yield from pool.map(prepare_dicom, tasks, chunksize=4)
+        yield from pool.map(prepare_dicom, tasks, chunksize=16)
 
 
 def stage_dicom(
@@ -140,6 +140,7 @@ def stage_dicom(
             run.report.add(prep.deid)
             if prep.frame_of_reference_added:
                 run.count("frame_of_reference_added")
+            load_prepared(prep, run.ctx.blobs)  # overlaps with the workers' next files
             series.setdefault((prep.study_uid, prep.series_uid), []).append(prep)
         if progress and done % 8 == 0:
             progress("importing", done, total)
@@ -207,7 +208,8 @@ def _stage_series(run: Run, members: list[Prepared], seen: dict[str, set[str]]) 
     decoded: dict[str, np.ndarray] = {}
     prep_of: dict[str, Prepared] = {}
     for prep in fresh:
-        by_key[prep.name], decoded[prep.name] = load_prepared(prep)
+        assert prep.header is not None and prep.frames is not None
+        by_key[prep.name], decoded[prep.name] = prep.header, prep.frames
         prep_of[prep.name] = prep
     items = list(by_key.items())
     try:

@@ -55,6 +55,9 @@ class Prepared:
     deid: DeidResult | None = None
     header_path: Path | None = None
     frames_path: Path | None = None
+    #: set by the parent as results arrive (while workers go on): header and frames
+    header: pydicom.Dataset | None = None
+    frames: np.ndarray | None = None
 
 
 def _deidentifier(secret: str, options: str) -> Deidentifier:
@@ -137,16 +140,20 @@ def prepare_dicom(task: DicomTask) -> Prepared:
     out.dicom_digest, out.created = ref.digest, ref.created
     out.frames_path = task.out.with_suffix(".npy")
     np.save(out.frames_path, np.ascontiguousarray(frames), allow_pickle=False)
-    # the builder reads the header from the same bytes (pickles would not do: some pydicom
-    # values, e.g. palette LUT descriptors, cannot be pickled)
-    out.header_path = task.out.with_suffix(".dcm")
-    out.header_path.write_bytes(data)
+    # the builder reads the header from the stored file itself when the store is local,
+    # else from a copy (pickles would not do: some pydicom values, e.g. palette LUT
+    # descriptors, cannot be pickled)
+    if task.blobs.local_path(ref.digest) is None:
+        out.header_path = task.out.with_suffix(".dcm")
+        out.header_path.write_bytes(data)
     return out
 
 
-def load_prepared(prep: Prepared) -> tuple[pydicom.Dataset, np.ndarray]:
-    """The header and the decoded frames :func:`prepare_dicom` left on disk (files of
-    this import's own work folder)."""
-    assert prep.header_path is not None and prep.frames_path is not None
-    ds = pydicom.dcmread(prep.header_path, stop_before_pixels=True)
-    return ds, np.load(prep.frames_path, allow_pickle=False)
+def load_prepared(prep: Prepared, blobs: BlobStore) -> None:
+    """Attach the header (read from the stored de-identified file) and the decoded frames
+    (memory-mapped from the import's work folder) that :func:`prepare_dicom` left."""
+    assert prep.frames_path is not None
+    path = prep.header_path or blobs.local_path(prep.dicom_digest)
+    assert path is not None
+    prep.header = pydicom.dcmread(path, stop_before_pixels=True)
+    prep.frames = np.load(prep.frames_path, mmap_mode="r", allow_pickle=False)

@@ -90,6 +90,11 @@ def _medlabel_service_run(home: Path, paths: list[Path], skip_invalid: bool) -> 
 
     ctx = open_context(Settings(home=home))
     try:
+        # like `medlabel serve`, which starts its import workers with the server
+        pool = ctx.process_pool()
+        if pool is not None:
+            for future in [pool.submit(int) for _ in range(4)]:
+                future.result()
         project = create_project(ctx, None, "bench")
         options = ImportOptions(on_error=OnError.SKIP if skip_invalid else OnError.FAIL)
         cpu0, t0 = _own_cpu(), time.perf_counter()

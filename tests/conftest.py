@@ -30,7 +30,7 @@ def sample_file(name: str) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", login_max_failures=5)
+    return Settings(home=tmp_path / "home", login_max_failures=5, preload_engines=[])
 
 
 @pytest.fixture

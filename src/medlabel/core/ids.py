@@ -1,14 +1,8 @@
-"""Identifiers and timestamps."""
+"""Timestamps."""
 
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-
-
-def new_id() -> str:
-    """A random, URL-safe identifier of 22 characters (128 bits)."""
-    return secrets.token_urlsafe(16)
 
 
 def utcnow() -> dt.datetime:

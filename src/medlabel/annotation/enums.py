@@ -39,3 +39,11 @@ class RevisionSource(StrEnum):
     HUMAN = "human"
     ENGINE = "engine"
     IMPORT = "import"
+
+
+class ProposalState(StrEnum):
+    """Life cycle of an engine's proposal: waiting for the user, then kept or dropped."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"

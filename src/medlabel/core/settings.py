@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         default=False, description="Start import workers with the server (set by `serve`)."
     )
 
+    # annotation engines
+    preload_engines: list[str] = Field(
+        default_factory=lambda: ["litemedsam"],
+        description="Engines the server loads in the background at start-up, so the first "
+        "request does not wait for a model; missing ones are logged and skipped. [] for none.",
+    )
+
     @field_validator("home", "blob_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from medlabel import __version__
 from medlabel.core.settings import Settings
 from medlabel.server.api import annotations as annotations_api
-from medlabel.server.api import auth, exports, health, images, imports, projects, users
+from medlabel.server.api import (
+    auth,
+    engines,
+    exports,
+    health,
+    images,
+    imports,
+    projects,
+    proposals,
+    users,
+)
 from medlabel.server.errors import install_error_handlers
 from medlabel.server.limits import BodyLimitMiddleware
 from medlabel.server.web import mount_web
@@ -36,6 +47,13 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.prestart_workers:
             context.prestart_process_pool()
+        if settings.preload_engines:  # load models off the request path
+            threading.Thread(
+                target=context.preload_engines,
+                args=(list(settings.preload_engines),),
+                name="medlabel-preload-engines",
+                daemon=True,
+            ).start()
         yield
         if ctx is None:
             context.close()
@@ -76,7 +94,19 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
         upload_limit=settings.max_upload_bytes,
         other_limit=settings.max_json_bytes,
     )
-    for module in (health, auth, users, projects, images, annotations_api, imports, exports):
+    routers = (
+        health,
+        auth,
+        users,
+        projects,
+        images,
+        annotations_api,
+        proposals,
+        engines,
+        imports,
+        exports,
+    )
+    for module in routers:
         app.include_router(module.router, prefix=API_PREFIX)
     mount_web(app)
     return app

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from medlabel.storage.blob import BlobRef, BlobStore
 from medlabel.storage.db.engine import Database
-from medlabel.storage.db.models import Draft, Export, Image, Instance, Revision
+from medlabel.storage.db.models import Draft, Export, Image, Instance, Proposal, Revision
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,8 @@ DIGEST_COLUMNS: tuple[ColumnElement[Any], ...] = (
     Revision.__table__.c.mask_digest,
     Draft.__table__.c.mask_digest,
     Export.__table__.c.digest,
+    Proposal.__table__.c.mask_digest,
 )
-
-
-def is_referenced(session: Session, digest: str) -> bool:
-    """True if any row refers to the blob ``digest``."""
-    return any(
-        session.execute(select(col).where(col == digest).limit(1)).first() is not None
-        for col in DIGEST_COLUMNS
-    )
 
 
 def referenced_among(session: Session, digests: list[str]) -> set[str]:

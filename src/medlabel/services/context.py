@@ -8,14 +8,18 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medlabel.core.cache import TTLCache
+from medlabel.core.errors import NotFoundError
 from medlabel.core.settings import Settings
 from medlabel.services.volumes import VolumeCache
 from medlabel.storage.blob import BlobStore, LocalBlobStore
 from medlabel.storage.db.engine import Database
 from medlabel.storage.db.migrate import upgrade
+
+if TYPE_CHECKING:
+    from medlabel.engines.registry import EngineRegistry
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ class Context:
     auth_cache: TTLCache[Any] = field(init=False)
     _pool: ProcessPoolExecutor | None = field(init=False, default=None)
     _pool_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _engines: EngineRegistry | None = field(init=False, default=None)
+    _engines_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.volumes = VolumeCache(self.blobs, max_bytes=self.settings.volume_cache_bytes)
@@ -40,6 +46,35 @@ class Context:
     def forget_access(self) -> None:
         """Drop cached sessions and permissions (after a logout or a role change)."""
         self.auth_cache.clear()
+
+    @property
+    def engines(self) -> EngineRegistry:
+        """The annotation engines this process offers (the registry is built on first use;
+        each engine is built on its first request, see :meth:`preload_engines`)."""
+        if self._engines is None:
+            with self._engines_lock:
+                if self._engines is None:
+                    from medlabel.engines.registry import default_registry
+
+                    self._engines = default_registry()
+        return self._engines
+
+    def preload_engines(self, names: list[str]) -> None:
+        """Build the named engines now (e.g. load a model's weights), so the first request
+        does not wait; an engine that is unknown, lacks its optional extra or fails to load
+        is logged and skipped."""
+        for name in names:
+            try:
+                if not self.engines.available(name):
+                    log.info("not preloading engine %s: its optional extra is not installed", name)
+                    continue
+                self.engines.get(name)
+            except NotFoundError as exc:
+                log.warning("not preloading engine %s: %s", name, exc.message)
+            except Exception:
+                log.exception("could not preload engine %s", name)
+            else:
+                log.info("preloaded engine %s", name)
 
     def _workers(self) -> int:
         return self.settings.import_workers or min(4, os.cpu_count() or 1)

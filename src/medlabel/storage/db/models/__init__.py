@@ -4,6 +4,7 @@ from medlabel.storage.db.base import Base
 from medlabel.storage.db.models.annotations import Annotation, Draft, Revision
 from medlabel.storage.db.models.images import Image, ImportRecord, Instance, Series, Study
 from medlabel.storage.db.models.projects import Export, Label, Project, ProjectMember
+from medlabel.storage.db.models.proposals import Proposal
 from medlabel.storage.db.models.users import AuthToken, User
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Label",
     "Project",
     "ProjectMember",
+    "Proposal",
     "Revision",
     "Series",
     "Study",

@@ -1,0 +1,792 @@
+"""AI proposals: run an engine on an image for one user, keep its mask until they decide.
+
+A proposal is a suggestion, never an annotation by itself. The user who asked accepts it
+(the mask is merged into their annotation as one engine-sourced revision, with the engine's
+name, version and prompt as provenance) or rejects it (only the decision is recorded).
+
+Engines run outside any database transaction, in the caller's thread (the HTTP routes run in
+the server's threadpool); only the result is stored, in one unit of work.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from medlabel.annotation.content import AnnotationContent, check_mask
+from medlabel.annotation.enums import LabelKind, ProposalState, RevisionSource
+from medlabel.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    MedlabelError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from medlabel.core.ids import utcnow
+from medlabel.engines import runner
+from medlabel.engines.base import AnnotationEngine, EngineRequest, Point
+from medlabel.engines.base import Proposal as EngineProposal
+from medlabel.imaging.volume import Volume
+from medlabel.io.arrays import decode_array, encode_array
+from medlabel.security.roles import ProjectRole
+from medlabel.services.access import Principal, project_role, require_project
+from medlabel.services.annotations import (
+    AnnotationView,
+    EngineInfo,
+    _check_version,
+    _commit_head,
+    _mask_summary,
+    _mask_values,
+    _new_revision,
+)
+from medlabel.services.blobrefs import BlobTransaction, unit_of_work
+from medlabel.services.context import Context
+from medlabel.services.images import pixels
+from medlabel.services.masks import MaskEncoding, decode_mask
+from medlabel.storage.db.models import Annotation, Image, Label, Proposal, Revision
+
+log = logging.getLogger(__name__)
+
+#: limits on one request's prompts (beyond the server's body size limit)
+MAX_POINTS = 10_000
+MAX_SCRIBBLE_RADIUS = 32.0
+MAX_DECIDE = 1_000
+
+
+class MergeMode(StrEnum):
+    """How an accepted proposal enters the annotation's label mask.
+
+    ``add``: the proposal's voxels get the label's value (also where another label was:
+    the proposal wins), the rest of the mask is kept. ``replace``: the label's voxels inside
+    each proposal's box (its cropped extent) are cleared first, then the proposal's voxels
+    are set, so a redrawn structure replaces the old outline there.
+    """
+
+    ADD = "add"
+    REPLACE = "replace"
+
+
+@dataclass(frozen=True)
+class FromProposal:
+    """Start from an earlier proposal of the same user on the same image."""
+
+    id: int
+
+
+@dataclass(frozen=True)
+class FromAnnotation:
+    """Start from the user's current mask of the label (their annotation's head)."""
+
+
+@dataclass(frozen=True)
+class FromPlane:
+    """Start from a mask of the slice being worked on: ``raw-gzip`` bytes of a 2D array of
+    the slice's shape (the two axes other than ``axis``, in order), non-zero inside."""
+
+    data: bytes
+    dtype: str = "uint8"
+
+
+Previous = FromProposal | FromAnnotation | FromPlane
+
+
+@dataclass
+class ProposalView:
+    """A stored proposal and its cropped boolean mask (shape ``row.shape`` at ``row.origin``)."""
+
+    row: Proposal
+    mask: np.ndarray
+
+
+@dataclass
+class Decision:
+    """The outcome of accepting or rejecting proposals."""
+
+    ids: list[int]
+    #: the annotation with its new head revision (accept only)
+    annotation: AnnotationView | None = None
+
+
+@dataclass(frozen=True)
+class EngineDescription:
+    """An engine as shown to people choosing a tool."""
+
+    name: str
+    title: str
+    description: str
+    prompts: list[str]
+    required: list[str]
+    params: list[dict[str, Any]]
+    volumetric: bool
+    available: bool
+    loaded: bool
+    #: why it is unavailable (e.g. which extra to install)
+    message: str = ""
+
+
+# engines ---------------------------------------------------------------------------------
+def list_engines(ctx: Context) -> list[EngineDescription]:
+    """Every engine this server offers, with its prompts and parameters.
+
+    Engines whose optional extra is installed are built to be described (models load on
+    their first use; the server preloads the ones in ``preload_engines``).
+    """
+    registry = ctx.engines
+    out = []
+    for name in registry.names():
+        engine: AnnotationEngine | None = None
+        message = ""
+        try:
+            engine = registry.get(name)
+        except MissingDependencyError as exc:
+            message = exc.message
+        except Exception:
+            log.exception("engine %s failed to load", name)
+            message = "the engine failed to load; see the server log"
+        out.append(_describe(name, engine, message, loaded=registry.loaded(name)))
+    return out
+
+
+def _describe(
+    name: str, engine: AnnotationEngine | None, message: str, *, loaded: bool
+) -> EngineDescription:
+    if engine is None:
+        return EngineDescription(
+            name=name,
+            title=name,
+            description="",
+            prompts=[],
+            required=[],
+            params=[],
+            volumetric=False,
+            available=False,
+            loaded=False,
+            message=message,
+        )
+    params = [
+        {
+            "name": p.name,
+            "kind": p.kind.value,
+            "default": _jsonable(p.default),
+            "help": p.help,
+            "minimum": p.minimum,
+            "maximum": p.maximum,
+            "choices": list(p.choices),
+        }
+        for p in engine.params
+    ]
+    return EngineDescription(
+        name=engine.name,
+        title=engine.title,
+        description=engine.description,
+        prompts=sorted(k.value for k in engine.prompts),
+        required=sorted(k.value for k in engine.required),
+        params=params,
+        volumetric=engine.volumetric,
+        available=True,
+        loaded=loaded,
+    )
+
+
+# propose ---------------------------------------------------------------------------------
+def propose(
+    ctx: Context,
+    actor: Principal,
+    image_id: int,
+    *,
+    engine: str,
+    label: str,
+    axis: int = 0,
+    index: int | None = None,
+    box: Sequence[Sequence[float]] | None = None,
+    positive: Sequence[Sequence[float]] = (),
+    negative: Sequence[Sequence[float]] = (),
+    foreground_points: Sequence[Sequence[float]] = (),
+    background_points: Sequence[Sequence[float]] = (),
+    scribble_radius: float = 2.0,
+    previous: Previous | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> ProposalView:
+    """Run ``engine`` on the image for ``label`` and store its proposal as pending.
+
+    Parameters
+    ----------
+    axis, index
+        The slice to work on (array axis 0 plane, 1 row, 2 column, and the index along
+        it); ``index=None`` asks a volumetric engine for the whole volume.
+    box, positive, negative
+        A box ``[[p, r, c], [p, r, c]]`` and clicks in voxel coordinates.
+    foreground_points, background_points
+        Scribbles as voxel coordinates, each painted as a disc of ``scribble_radius``
+        voxels in the slice (``index`` given; points must lie on it) or as a ball (whole
+        volume).
+    previous
+        A mask to refine: an earlier proposal, the user's current mask of the label, or
+        a mask of the slice.
+
+    Returns
+    -------
+    ProposalView
+        The stored row and the cropped boolean mask.
+
+    Raises
+    ------
+    NotFoundError
+        Unknown image or engine.
+    PermissionDeniedError
+        The actor is not an annotator of the image's project.
+    InvalidInputError
+        Unknown or non-mask label, a point outside the image or off the slice, a wrong
+        slice index, a bad parameter, a previous proposal that is not the actor's on this
+        image: nothing is stored.
+    MissingDependencyError
+        The engine needs an optional extra that is not installed.
+    """
+    with ctx.db.read() as s:
+        image = _image(s, actor, image_id, ProjectRole.ANNOTATOR)
+        lab = _mask_label(s, image.project_id, label)
+        previous_digest = _previous_digest(s, actor, image, previous)
+    shape = _shape(image)
+    eng = ctx.engines.get(engine)
+    if axis not in (0, 1, 2):
+        raise InvalidInputError(f"axis must be 0, 1 or 2, got {axis}")
+    if index is not None and not 0 <= index < shape[axis]:
+        raise InvalidInputError(f"slice {index} is outside 0..{shape[axis] - 1} along axis {axis}")
+    fg = _scribble(foreground_points, shape, axis, index, scribble_radius, "foreground")
+    bg = _scribble(background_points, shape, axis, index, scribble_radius, "background")
+    prev = _previous_mask(ctx, previous, previous_digest, lab, shape, axis, index)
+    volume = Volume(
+        pixels(ctx, image),
+        np.asarray(image.affine),
+        modality=image.modality,
+        geometry_known=image.geometry_known,
+    )
+    try:
+        request = EngineRequest(
+            axis=axis,
+            index=index,
+            box=_box(box),
+            positive=_points(positive, "positive"),
+            negative=_points(negative, "negative"),
+            foreground=fg,
+            background=bg,
+            previous=prev,
+            params=dict(params or {}),
+        )
+        result = runner.run(eng, volume, request)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    cropped = result.cropped()
+    _check_fits(eng.name, cropped, shape)
+    prompt = dict(cropped.prompt)
+    if fg is not None or bg is not None:
+        prompt["scribble_radius"] = float(scribble_radius)
+        prompt["foreground_points"] = [list(map(float, p)) for p in foreground_points]
+        prompt["background_points"] = [list(map(float, p)) for p in background_points]
+    if previous is not None:
+        prompt["previous_from"] = _previous_source(previous)
+    with unit_of_work(ctx.db, ctx.blobs) as (s, blobs):
+        image = _image(s, actor, image_id, ProjectRole.ANNOTATOR)  # still there and allowed
+        digest = blobs.put(encode_array(cropped.mask, compress=True)).digest
+        row = Proposal(
+            project_id=image.project_id,
+            image_id=image.id,
+            user_id=actor.id,
+            engine_name=cropped.engine,
+            engine_version=cropped.version,
+            prompt=_jsonable(prompt),
+            label=lab.name,
+            seconds=float(cropped.seconds),
+            origin=[int(o) for o in cropped.origin],
+            shape=[int(n) for n in cropped.mask.shape],
+            mask_digest=digest,
+            voxels=int(np.count_nonzero(cropped.mask)),
+            info=_jsonable(dict(cropped.info)),
+            state=ProposalState.PENDING.value,
+        )
+        s.add(row)
+        s.flush()
+    log.info(
+        "proposal id=%s by engine %s on image id=%s: %d voxels in %.2f s",
+        row.id,
+        row.engine_name,
+        image_id,
+        row.voxels,
+        row.seconds,
+    )
+    return ProposalView(row, cropped.mask)
+
+
+def _image(s: Session, actor: Principal, image_id: int, need: ProjectRole) -> Image:
+    image = s.get(Image, image_id)
+    if image is None:
+        raise NotFoundError(f"image {image_id} not found")
+    require_project(s, actor, image.project_id, need)
+    return image
+
+
+def _shape(image: Image) -> tuple[int, int, int]:
+    p, r, c = (int(n) for n in image.shape[:3])
+    return p, r, c
+
+
+def _mask_label(s: Session, project_id: int, name: str) -> Label:
+    labels = list(s.scalars(select(Label).where(Label.project_id == project_id)))
+    masks = sorted(lab.name for lab in labels if lab.kind == LabelKind.MASK.value)
+    choose = f"mask labels of this project: {', '.join(masks) or 'none defined yet'}"
+    lab = next((x for x in labels if x.name == name), None)
+    if lab is None:
+        raise InvalidInputError(f"unknown label {name!r}; {choose}")
+    if lab.kind != LabelKind.MASK.value or lab.value is None:
+        raise InvalidInputError(
+            f"label {name!r} is a {lab.kind} label; proposals are masks, so choose a mask "
+            f"label ({choose})"
+        )
+    return lab
+
+
+def _points(points: Sequence[Sequence[float]], what: str) -> tuple[Point, ...]:
+    if len(points) > MAX_POINTS:
+        raise InvalidInputError(f"at most {MAX_POINTS} {what} points, got {len(points)}")
+    out = []
+    for p in points:
+        try:
+            a, b, c = (float(v) for v in p)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"a {what} point must be 3 voxel coordinates (plane, row, column), got {p!r}"
+            ) from None
+        if not all(math.isfinite(v) for v in (a, b, c)):
+            raise InvalidInputError(f"a {what} point must be finite, got {[a, b, c]}")
+        out.append((a, b, c))
+    return tuple(out)
+
+
+def _box(box: Sequence[Sequence[float]] | None) -> tuple[Point, Point] | None:
+    if box is None:
+        return None
+    if len(box) != 2:
+        raise InvalidInputError(f"a box is two corners [[p, r, c], [p, r, c]], got {box!r}")
+    a, b = _points(box, "box")
+    return a, b
+
+
+def _scribble(
+    points: Sequence[Sequence[float]],
+    shape: tuple[int, int, int],
+    axis: int,
+    index: int | None,
+    radius: float,
+    what: str,
+) -> np.ndarray | None:
+    """Scribble points painted as a boolean mask of the image's ``shape``.
+
+    Each point marks the voxel it falls in; every voxel whose centre lies within
+    ``radius`` voxels of a marked one is set: a disc in the slice ``index`` along ``axis``
+    (points must lie on that slice), or a ball when ``index`` is None.
+    """
+    pts = _points(points, what)
+    if not pts:
+        return None
+    if not 0 <= radius <= MAX_SCRIBBLE_RADIUS or not math.isfinite(radius):
+        raise InvalidInputError(
+            f"scribble_radius must be within 0..{MAX_SCRIBBLE_RADIUS} voxels, got {radius}"
+        )
+    for p in pts:
+        if not all(-0.5 <= v <= n - 0.5 for v, n in zip(p, shape, strict=True)):
+            raise InvalidInputError(
+                f"{what} point {list(p)} lies outside the image of shape {list(shape)}"
+            )
+        if index is not None and abs(p[axis] - index) > 0.5:
+            raise InvalidInputError(
+                f"{what} point {list(p)} is not on slice {index} along axis {axis}"
+            )
+    seeds = np.clip(np.floor(np.asarray(pts) + 0.5).astype(np.int64), 0, np.asarray(shape) - 1)
+    if index is not None:
+        seeds[:, axis] = index
+    reach = math.floor(radius)
+    lo = np.maximum(seeds.min(0) - reach, 0)
+    hi = np.minimum(seeds.max(0) + reach + 1, shape)
+    if index is not None:
+        lo[axis], hi[axis] = index, index + 1
+    block = np.ones(tuple(int(h - lo_) for lo_, h in zip(lo, hi, strict=True)), bool)
+    block[tuple((seeds - lo)[:, d] for d in range(3))] = False  # seeds: distance 0
+    squeezed = block.squeeze(axis) if index is not None else block
+    near = ndimage.distance_transform_edt(squeezed) <= radius
+    out = np.zeros(shape, bool)
+    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    out[sl] = np.expand_dims(near, axis) if index is not None else near
+    return out
+
+
+def _previous_source(previous: Previous) -> dict[str, Any] | str:
+    if isinstance(previous, FromProposal):
+        return {"proposal": previous.id}
+    return "annotation" if isinstance(previous, FromAnnotation) else "plane"
+
+
+def _previous_digest(
+    s: Session, actor: Principal, image: Image, previous: Previous | None
+) -> tuple[str, list[int], list[int]] | str | None:
+    """What the previous mask is read from: (digest, origin, shape) of an earlier proposal,
+    the digest of the actor's head mask, or None."""
+    if isinstance(previous, FromProposal):
+        row = s.get(Proposal, previous.id)
+        if row is None or row.image_id != image.id or row.user_id != actor.id:
+            raise InvalidInputError(
+                f"previous proposal {previous.id} is not one of your proposals on image {image.id}"
+            )
+        return row.mask_digest, list(row.origin), list(row.shape)
+    if isinstance(previous, FromAnnotation):
+        return s.scalar(
+            select(Revision.mask_digest)
+            .join(Annotation, Annotation.head_revision_id == Revision.id)
+            .where(Annotation.image_id == image.id, Annotation.owner_id == actor.id)
+        )
+    return None
+
+
+def _previous_mask(
+    ctx: Context,
+    previous: Previous | None,
+    source: tuple[str, list[int], list[int]] | str | None,
+    label: Label,
+    shape: tuple[int, int, int],
+    axis: int,
+    index: int | None,
+) -> np.ndarray | None:
+    """The previous mask as a boolean array of the image's shape (None: nothing)."""
+    out = np.zeros(shape, bool)
+    if isinstance(previous, FromProposal) and isinstance(source, tuple):
+        digest, origin, crop = source
+        out[_crop_slices(origin, crop, shape)] = decode_array(ctx.blobs.read_bytes(digest))
+    elif isinstance(previous, FromAnnotation):
+        if not isinstance(source, str):
+            return None  # no annotation or no mask yet
+        out = decode_array(ctx.blobs.read_bytes(source)) == label.value
+    elif isinstance(previous, FromPlane):
+        if index is None and shape[0] != 1:
+            raise InvalidInputError("a previous plane needs the slice: give axis and index")
+        at = 0 if index is None else index
+        plane_axis = 0 if index is None else axis
+        plane_shape = tuple(n for d, n in enumerate(shape) if d != plane_axis)
+        plane = decode_mask(
+            MaskEncoding.RAW_GZIP,
+            previous.data,
+            shape=plane_shape,
+            affine=np.eye(4),
+            dtype=previous.dtype,
+        )
+        where: list[slice | int] = [slice(None)] * 3
+        where[plane_axis] = at
+        out[tuple(where)] = plane != 0
+    else:
+        return None
+    return out if out.any() else None
+
+
+def _crop_slices(
+    origin: Sequence[int], crop: Sequence[int], shape: Sequence[int]
+) -> tuple[slice, ...]:
+    if (
+        len(origin) != 3
+        or len(crop) != 3
+        or any(o < 0 or n < 1 or o + n > m for o, n, m in zip(origin, crop, shape, strict=True))
+    ):
+        raise MedlabelError(
+            f"stored proposal box at {list(origin)} of shape {list(crop)} does not fit the "
+            f"image of shape {list(shape)}"
+        )
+    return tuple(slice(int(o), int(o) + int(n)) for o, n in zip(origin, crop, strict=True))
+
+
+def _check_fits(name: str, proposal: EngineProposal, shape: tuple[int, int, int]) -> None:
+    """An engine's mask must lie inside the image (a bug in the engine otherwise)."""
+    end = [o + n for o, n in zip(proposal.origin, proposal.mask.shape, strict=True)]
+    if min(proposal.origin) < 0 or any(e > n for e, n in zip(end, shape, strict=True)):
+        raise MedlabelError(
+            f"engine {name!r} returned a mask at {list(proposal.origin)} of shape "
+            f"{list(proposal.mask.shape)} outside the image of shape {list(shape)}"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python numbers and lists, and NaN or
+    infinite numbers as None (JSON has neither)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# read ------------------------------------------------------------------------------------
+def get_proposal(ctx: Context, actor: Principal, proposal_id: int) -> ProposalView:
+    """A proposal with its mask; visible to the user who asked and to the project's
+    reviewers."""
+    with ctx.db.read() as s:
+        row = s.get(Proposal, proposal_id)
+        role = project_role(s, actor, row.project_id) if row else None
+        if (
+            row is None
+            or role is None
+            or (row.user_id != actor.id and not role.at_least(ProjectRole.REVIEWER))
+        ):
+            raise NotFoundError(f"proposal {proposal_id} not found")
+    return ProposalView(row, proposal_mask(ctx, row))
+
+
+def list_proposals(
+    ctx: Context, actor: Principal, image_id: int, *, state: ProposalState | str | None = None
+) -> list[Proposal]:
+    """The actor's proposals on an image, oldest first (optionally only those in ``state``)."""
+    if state is not None:
+        try:
+            state = ProposalState(state)
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown proposal state {state!r}; use one of {[x.value for x in ProposalState]}"
+            ) from None
+    with ctx.db.read() as s:
+        _image(s, actor, image_id, ProjectRole.VIEWER)
+        stmt = select(Proposal).where(Proposal.image_id == image_id, Proposal.user_id == actor.id)
+        if state is not None:
+            stmt = stmt.where(Proposal.state == state.value)
+        return list(s.scalars(stmt.order_by(Proposal.id)))
+
+
+def proposal_mask(ctx: Context, row: Proposal) -> np.ndarray:
+    """The proposal's cropped boolean mask, of shape ``row.shape``."""
+    mask = decode_array(ctx.blobs.read_bytes(row.mask_digest)).astype(bool, copy=False)
+    if list(mask.shape) != list(row.shape):
+        raise MedlabelError(f"stored mask of proposal {row.id} has the wrong shape")
+    return mask
+
+
+def full_mask(ctx: Context, row: Proposal, shape: Sequence[int]) -> np.ndarray:
+    """The proposal's mask pasted into a boolean array of the image's ``shape``."""
+    out = np.zeros(tuple(int(n) for n in shape[:3]), bool)
+    out[_crop_slices(row.origin, row.shape, out.shape)] = proposal_mask(ctx, row)
+    return out
+
+
+# decide ----------------------------------------------------------------------------------
+def decide(
+    ctx: Context,
+    actor: Principal,
+    image_id: int,
+    ids: Sequence[int],
+    *,
+    accept: bool,
+    base_version: int | None = None,
+    mode: MergeMode | str = MergeMode.ADD,
+) -> Decision:
+    """Accept or reject pending proposals, all or none.
+
+    Accepting merges every proposal's mask into the actor's annotation of the image (made
+    if missing) as one new revision with ``source=engine``, the (last) proposal's engine
+    name and version, and the prompt ``{"proposals": ids, "prompts": [...], ...}``; see
+    :class:`MergeMode`. The annotation's content and other labels are kept. The actor's
+    autosaved draft is kept too: it holds work the proposal does not include.
+
+    Parameters
+    ----------
+    ids
+        The proposals: pending, on this image, asked by the actor, and (to accept) all
+        for the same label.
+    base_version
+        To accept: the version of the actor's annotation the client shows, or None if it
+        has none yet; a mismatch is a :class:`ConflictError`.
+
+    Raises
+    ------
+    NotFoundError
+        Unknown image or proposal.
+    PermissionDeniedError
+        A proposal of another user, or the actor is not an annotator.
+    InvalidInputError
+        A proposal of another image, mixed labels, an unknown mode.
+    ConflictError
+        A proposal was already decided, or the annotation changed since ``base_version``.
+    """
+    try:
+        mode = MergeMode(mode)
+    except ValueError:
+        raise InvalidInputError(
+            f"unknown mode {mode!r}; use one of {[m.value for m in MergeMode]}"
+        ) from None
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    if not wanted:
+        raise InvalidInputError("give the ids of the proposals to decide on")
+    if len(wanted) > MAX_DECIDE:
+        raise InvalidInputError(f"at most {MAX_DECIDE} proposals at once, got {len(wanted)}")
+    with unit_of_work(ctx.db, ctx.blobs) as (s, blobs):
+        image = _image(s, actor, image_id, ProjectRole.ANNOTATOR)
+        rows = _pending(s, actor, image_id, wanted)
+        if not accept:
+            _mark(rows, ProposalState.REJECTED, None)
+            s.flush()
+            log.info("rejected proposals %s on image id=%s", wanted, image_id)
+            return Decision(wanted)
+        view = _accept(ctx, s, blobs, actor, image, rows, base_version, mode)
+    log.info("accepted proposals %s as revision id=%s", wanted, view.head and view.head.id)
+    return Decision(wanted, view)
+
+
+def _pending(s: Session, actor: Principal, image_id: int, ids: list[int]) -> list[Proposal]:
+    """The proposals, locked for update, checked to be the actor's pending ones here."""
+    found = {
+        p.id: p for p in s.scalars(select(Proposal).where(Proposal.id.in_(ids)).with_for_update())
+    }
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFoundError(f"proposal(s) {missing} not found")
+    rows = [found[i] for i in ids]
+    for p in rows:
+        if p.user_id != actor.id:
+            raise PermissionDeniedError(
+                f"proposal {p.id} was asked for by another user; only they may accept or reject it"
+            )
+        if p.image_id != image_id:
+            raise InvalidInputError(f"proposal {p.id} is not on image {image_id}")
+        if p.state != ProposalState.PENDING.value:
+            raise ConflictError(
+                f"proposal {p.id} was already {p.state}", details={"proposal_id": p.id}
+            )
+    return rows
+
+
+def _mark(rows: list[Proposal], state: ProposalState, revision_id: int | None) -> None:
+    now = utcnow()
+    for p in rows:
+        p.state = state.value
+        p.revision_id = revision_id
+        p.decided_at = now
+
+
+def _accept(
+    ctx: Context,
+    s: Session,
+    blobs: BlobTransaction,
+    actor: Principal,
+    image: Image,
+    rows: list[Proposal],
+    base_version: int | None,
+    mode: MergeMode,
+) -> AnnotationView:
+    names = sorted({p.label for p in rows})
+    if len(names) > 1:
+        raise InvalidInputError(
+            f"accept proposals of one label at a time; these are for {', '.join(names)}"
+        )
+    label = _mask_label(s, image.project_id, names[0])
+    labels = list(s.scalars(select(Label).where(Label.project_id == image.project_id)))
+    ann = s.scalar(
+        select(Annotation).where(Annotation.image_id == image.id, Annotation.owner_id == actor.id)
+    )
+    if ann is None:
+        if base_version is not None:
+            raise ConflictError(
+                f"you have no annotation on image {image.id} (your version {base_version}); "
+                "reload the image"
+            )
+        ann = Annotation(project_id=image.project_id, image_id=image.id, owner_id=actor.id)
+        s.add(ann)
+        try:
+            s.flush()
+        except IntegrityError:
+            raise ConflictError(
+                f"your annotation of image {image.id} was created meanwhile; reload the image"
+            ) from None
+        parent = None
+    else:
+        if base_version is None:
+            raise ConflictError(
+                f"you have annotation {ann.id} (version {ann.version}) on this image; send "
+                "its version as base_version",
+                details={"annotation_id": ann.id, "current_version": ann.version},
+            )
+        _check_version(s, ann, base_version)
+        parent = s.get(Revision, ann.head_revision_id) if ann.head_revision_id else None
+    shape = _shape(image)
+    value = int(label.value or 0)
+    if parent is not None and parent.mask_digest is not None:
+        mask = decode_array(ctx.blobs.read_bytes(parent.mask_digest))
+    else:
+        mask = np.zeros(shape, np.uint8)
+    if mask.max(initial=0) < 256 and value < 256:
+        mask = mask.astype(np.uint8, copy=False)
+    else:
+        mask = mask.astype(np.uint16, copy=False)
+    mask = np.array(mask, copy=True)  # decoded arrays may be read-only
+    pieces = [(_crop_slices(p.origin, p.shape, shape), proposal_mask(ctx, p)) for p in rows]
+    if mode == MergeMode.REPLACE:
+        for sl, _ in pieces:
+            region = mask[sl]
+            region[region == value] = 0
+    for sl, piece in pieces:
+        mask[sl][piece] = value
+    check_mask(mask, shape=shape, values=_mask_values(labels))
+    digest = blobs.put(encode_array(mask, compress=True)).digest
+    last = rows[-1]
+    prompt = {
+        "proposals": [p.id for p in rows],
+        "prompts": [p.prompt for p in rows],
+        "engines": [f"{p.engine_name} {p.engine_version}" for p in rows],
+        "label": label.name,
+        "mode": mode.value,
+    }
+    content = dict(parent.content) if parent else AnnotationContent().model_dump()
+    ids = ", ".join(str(p.id) for p in rows)
+    rev = _new_revision(
+        s,
+        ann,
+        parent,
+        actor,
+        RevisionSource.ENGINE,
+        EngineInfo(last.engine_name, last.engine_version, prompt),
+        content,
+        digest,
+        _mask_summary(mask),
+        f"accepted {last.engine_name} proposal(s) {ids} for {label.name} ({mode.value})",
+    )
+    view = _commit_head(s, ann, rev)
+    _mark(rows, ProposalState.ACCEPTED, rev.id)
+    s.flush()
+    return view
+
+
+__all__ = [
+    "Decision",
+    "EngineDescription",
+    "FromAnnotation",
+    "FromPlane",
+    "FromProposal",
+    "MergeMode",
+    "Previous",
+    "ProposalView",
+    "decide",
+    "full_mask",
+    "get_proposal",
+    "list_engines",
+    "list_proposals",
+    "proposal_mask",
+    "propose",
+]

@@ -2,7 +2,7 @@
 // viewer with its overlay, a status bar with the slice slider, and the side panel.
 import { h, button } from "./ui.js";
 import { icon } from "./icons.js";
-import { TOOLS } from "./tools.js";
+import { keyLabel, TOOLS } from "./tools.js";
 import { renderHeader } from "../components/header.js";
 
 const FILTER_NAMES = {
@@ -206,7 +206,7 @@ export function buildLayout(root, { image, project, meta, ctx }) {
     TOOLS.map((t) => {
       const b = button(icon(t.icon, 20), {
         testid: `tool-${t.id}`,
-        title: `${t.name} (${t.key.toUpperCase()}) — ${t.hint}`,
+        title: `${t.name} (${keyLabel(t)}) — ${t.hint}`,
         cls: "ws-tool",
       });
       b.setAttribute("aria-pressed", "false");
@@ -214,6 +214,13 @@ export function buildLayout(root, { image, project, meta, ctx }) {
       return b;
     }),
   );
+  r.propagate = button(icon("propagate", 20), {
+    testid: "tool-propagate",
+    title: "Propagate (Shift+P) — the AI continues this slice's mask to the next slices",
+    cls: "ws-tool ws-tool-action",
+  });
+  r.propagate.setAttribute("aria-pressed", "false");
+  palette.append(h("span", { class: "ws-palette-gap" }), r.propagate);
 
   // ---- viewer -----------------------------------------------------------------------------
   r.canvas = h("canvas", {
@@ -284,6 +291,7 @@ export function buildLayout(root, { image, project, meta, ctx }) {
   // ---- side panel ---------------------------------------------------------------------------
   r.sections = {
     labels: section("Labels", "labels-panel"),
+    tools: section("Tools", "classical-tools", false),
     classes: section("Classification", "classes-panel"),
     notes: section("Notes", "notes-panel"),
     objects: section("Boxes, points & measurements", "objects-panel"),

@@ -1,5 +1,6 @@
 // Boxes, points and positioned notes drawn on a 2D canvas over the viewer, on every
-// slice tile they intersect (boxes) or lie on (points, notes; within half a voxel).
+// slice tile they intersect (boxes) or lie on (points, notes; within half a voxel), and
+// the AI tools' pending proposals (see proposal_overlay.js).
 import { boxCorners } from "./geometry.js";
 
 export class Overlay {
@@ -53,6 +54,7 @@ export class Overlay {
       content.notes.forEach((n, i) =>
         this.#note(tile, n, sel.kind === "notes" && sel.index === i, dpr),
       );
+      this.ws.ai?.drawOverlay(ctx, tile, dpr); // pending proposals and their prompts
       ctx.restore();
     }
   }

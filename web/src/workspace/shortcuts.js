@@ -1,22 +1,45 @@
 // Keyboard shortcuts of the workspace and the help overlay that lists them (one table
 // drives both, so the help is never out of date).
 import { h, isTyping } from "./ui.js";
-import { TOOLS } from "./tools.js";
+import { keyLabel, TOOLS } from "./tools.js";
 
 const VIEW_KEYS = { a: "axial", c: "coronal", s: "sagittal", x: "multiplanar" };
 
-// [keys shown in the help, description, matcher(event) → action(ws)]
+// [keys shown in the help, description, matcher(event, ws) → action(ws)]
 function table() {
   const rows = TOOLS.map((t) => [
-    t.key.toUpperCase(),
+    keyLabel(t),
     t.name,
-    (e) => plain(e) && e.key.toLowerCase() === t.key && ((ws) => ws.tools.select(t.id)),
+    (e) =>
+      plain(e) &&
+      e.shiftKey === Boolean(t.shift) &&
+      e.key.toLowerCase() === t.key &&
+      ((ws) => ws.tools.select(t.id)),
   ]);
   rows.push(
     [
+      "Shift+P",
+      "Propagate the mask to the next slices with the AI (again: stop)",
+      (e) =>
+        plain(e) &&
+        e.shiftKey &&
+        e.key.toLowerCase() === "p" &&
+        ((ws) => ws.ai.propagation.toggle()),
+    ],
+    [
+      "Enter",
+      "Accept the AI / tool proposals",
+      (e, ws) =>
+        plain(e) &&
+        !e.shiftKey &&
+        e.key === "Enter" &&
+        ws.ai.proposals.count > 0 &&
+        ((w) => w.ai.enter()),
+    ],
+    [
       "Esc",
-      "Navigate tool / close",
-      (e) => e.key === "Escape" && ((ws) => ws.tools.select("navigate")),
+      "Reject proposals / stop propagating / Navigate tool / close",
+      (e) => e.key === "Escape" && ((ws) => ws.ai.escape() || ws.tools.select("navigate")),
     ],
     [
       "1 … 9",
@@ -57,6 +80,7 @@ function table() {
       "Axial, coronal, sagittal, multiplanar view",
       (e) =>
         plain(e) &&
+        !e.shiftKey &&
         VIEW_KEYS[e.key.toLowerCase()] &&
         ((ws) => ws.setView(VIEW_KEYS[e.key.toLowerCase()])),
     ],
@@ -123,7 +147,7 @@ export function installShortcuts(ws) {
       return;
     }
     for (const [, , match] of rows) {
-      const action = match(e);
+      const action = match(e, ws);
       if (action) {
         e.preventDefault();
         e.stopPropagation();
@@ -150,7 +174,7 @@ export function helpDialog() {
     h(
       "div",
       { class: "ws-help-columns" },
-      [rows.slice(0, TOOLS.length + 1), rows.slice(TOOLS.length + 1)].map((part) =>
+      [rows.slice(0, TOOLS.length + 3), rows.slice(TOOLS.length + 3)].map((part) =>
         h(
           "table",
           { class: "ws-table" },

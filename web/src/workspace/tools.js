@@ -55,6 +55,33 @@ export const TOOLS = [
     hint: "Click to place a landmark",
   },
   {
+    id: "ai-box",
+    name: "AI box",
+    key: "a",
+    shift: true,
+    kind: "mask",
+    icon: "aiBox",
+    hint: "Drag a box around a structure: the AI proposes its outline",
+  },
+  {
+    id: "ai-click",
+    name: "AI click",
+    key: "c",
+    shift: true,
+    kind: "mask",
+    icon: "aiClick",
+    hint: "Click inside the structure (Shift or right click: outside) to refine the proposal",
+  },
+  {
+    id: "scribble",
+    name: "Scribble",
+    key: "s",
+    shift: true,
+    kind: "mask",
+    icon: "scribble",
+    hint: "Paint on the structure (Shift or right button: around it) for the Tools panel's tools",
+  },
+  {
     id: "ruler",
     name: "Ruler",
     key: "m",
@@ -80,6 +107,11 @@ export const TOOLS = [
   },
 ];
 
+/** A tool's shortcut as shown to people: "B", "Shift+A". */
+export function keyLabel(tool) {
+  return `${tool.shift ? "Shift+" : ""}${tool.key.toUpperCase()}`;
+}
+
 const LEFT_BUTTON = {
   navigate: DRAG_MODE.crosshair,
   brush: DRAG_MODE.crosshair,
@@ -88,6 +120,9 @@ const LEFT_BUTTON = {
   fill: DRAG_MODE.callbackOnly,
   box: DRAG_MODE.roiSelection,
   point: DRAG_MODE.callbackOnly,
+  "ai-box": DRAG_MODE.roiSelection,
+  "ai-click": DRAG_MODE.none, // clicks and strokes: see ai_input.js
+  scribble: DRAG_MODE.none,
   ruler: DRAG_MODE.measurement,
   pan: DRAG_MODE.pan,
   contrast: DRAG_MODE.windowing,
@@ -123,9 +158,13 @@ export class Tools extends EventTarget {
   apply() {
     const nv = this.ws.viewer.nv;
     if (!nv) return;
+    // The AI click and scribble tools use the right button (and Shift) for negatives.
+    const prompting = this.tool === "ai-click" || this.tool === "scribble";
     nv.setMouseEventConfig({
-      leftButton: { primary: LEFT_BUTTON[this.tool] },
-      rightButton: DRAG_MODE.windowing,
+      leftButton: prompting
+        ? { primary: DRAG_MODE.none, withShift: DRAG_MODE.none }
+        : { primary: LEFT_BUTTON[this.tool] },
+      rightButton: prompting ? DRAG_MODE.none : DRAG_MODE.windowing,
       centerButton: DRAG_MODE.pan,
     });
     const drawing = ["brush", "eraser", "polygon"].includes(this.tool);
@@ -162,7 +201,8 @@ export class Tools extends EventTarget {
   /** NiiVue reports the end of a drag (box), or a click in callback mode (point, fill). */
   onDragRelease(p) {
     if (p.axCorSag < 0 || p.axCorSag > 2) return;
-    if (this.tool === "box") this.#box(p);
+    if (this.tool === "ai-box") this.#aiBox(p);
+    else if (this.tool === "box") this.#box(p);
     else if (this.tool === "point") this.#point(p);
     else if (this.tool === "fill") this.#fill(p);
   }
@@ -180,6 +220,14 @@ export class Tools extends EventTarget {
     const view = VIEW_OF_SLICE_TYPE[p.axCorSag];
     const box = boxFromDrag(a, b, viewAxis(viewer.affine, view), image.shape);
     if (box) content.addBox(label.name, box.start, box.end);
+  }
+
+  #aiBox(p) {
+    const nv = this.ws.viewer.nv;
+    nv.uiData.dragStart = [0, 0]; // as for boxes: the wheel scrolls slices again
+    nv.uiData.dragEnd = [0, 0];
+    nv.drawScene();
+    this.ws.ai.onBoxDrag(p);
   }
 
   #point(p) {

@@ -15,6 +15,9 @@ import { renderClasses, NotesPanel, renderObjects } from "./content_panels.js";
 import { StatsPanel, DicomPanel } from "./info_panels.js";
 import { HistoryPanel } from "./history_panel.js";
 import { installShortcuts, helpDialog } from "./shortcuts.js";
+import { AiTools } from "./ai_tools.js";
+import { installAiInput } from "./ai_input.js";
+import { ClassicalPanel } from "./classical_panel.js";
 import * as session from "./session.js";
 import { h, toast, formatTime, choose } from "./ui.js";
 import { fmt } from "./geometry.js";
@@ -134,6 +137,8 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
   ws.statsPanel = new StatsPanel(ws, r.sections.stats.body);
   ws.dicomPanel = new DicomPanel(ws, r.sections.dicom);
   ws.historyPanel = new HistoryPanel(ws, r.sections.history.body);
+  ws.ai = new AiTools(ws, r.stage);
+  ws.classicalPanel = new ClassicalPanel(ws, r.sections.tools.body);
   const help = helpDialog();
   r.root.append(help);
 
@@ -238,6 +243,15 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
   ws.tools.addEventListener("change", (e) => {
     ws.controls.toolChanged(e.detail.tool);
     ws.labelsPanel.render();
+    if (["ai-box", "ai-click", "scribble"].includes(e.detail.tool)) ws.ai.loadEngines();
+    ws.classicalPanel.render();
+  });
+  ws.ai.propagation.addEventListener("change", (e) => {
+    r.propagate.classList.toggle("ws-on", e.detail.running);
+    r.propagate.setAttribute("aria-pressed", String(e.detail.running));
+  });
+  r.sections.tools.el.addEventListener("toggle", () => {
+    if (r.sections.tools.el.open) ws.ai.loadEngines();
   });
   ws.tools.addEventListener("needlabel", (e) =>
     toast(
@@ -283,8 +297,10 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
   r.submit.addEventListener("click", ws.submit);
   r.next.addEventListener("click", ws.nextImage);
   r.help.addEventListener("click", ws.toggleHelp);
+  r.propagate.addEventListener("click", () => ws.ai.propagation.toggle());
   const beforeUnload = (e) => {
-    if (p.dirty && !p.draftSaved) {
+    // Unsaved edits, or proposals not yet accepted (they are not kept in drafts).
+    if ((p.dirty && !p.draftSaved) || ws.ai.proposals.count) {
       e.preventDefault();
       e.returnValue = "";
     }
@@ -297,6 +313,7 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
     r.root.dataset.state = "loading";
     ws.controls.wire();
     cleanups.push(installShortcuts(ws));
+    cleanups.push(installAiInput(ws));
     ws.labelsPanel.render();
     renderContent();
     showStatus();
@@ -347,6 +364,7 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
 
   ws.unmount = async () => {
     abort.abort();
+    ws.ai.propagation.stop();
     p.stop();
     try {
       await Promise.race([p.flush(), new Promise((res) => setTimeout(res, 5000))]);

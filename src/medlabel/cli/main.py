@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from medlabel import __version__
+from medlabel.cli.bench import app as bench_app
 from medlabel.cli.common import (
     HomeOption,
     console,
@@ -32,6 +33,7 @@ app.add_typer(projects_app, name="projects")
 app.add_typer(labels_app, name="labels")
 app.add_typer(members_app, name="members")
 app.add_typer(users_app, name="users")
+app.add_typer(bench_app, name="bench")
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 annotations_app = typer.Typer(help="Import existing annotations.", no_args_is_help=True)

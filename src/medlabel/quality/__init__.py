@@ -1,0 +1,1 @@
+"""Quality measures: overlap metrics and the simulated-annotator benchmark of engines."""

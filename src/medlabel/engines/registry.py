@@ -26,6 +26,8 @@ class Entry:
     #: an optional module the engine needs, checked without importing it
     needs: str | None = None
     extra: str | None = None
+    #: the engine's class, for describing it without building it (a model loads slowly)
+    spec: Callable[[], type] | None = None
 
 
 class EngineRegistry:
@@ -37,11 +39,31 @@ class EngineRegistry:
         self._lock = threading.Lock()
 
     def register(
-        self, name: str, factory: Factory, *, needs: str | None = None, extra: str | None = None
+        self,
+        name: str,
+        factory: Factory,
+        *,
+        needs: str | None = None,
+        extra: str | None = None,
+        spec: Callable[[], type] | None = None,
     ) -> None:
+        """Register ``factory`` under ``name``; ``spec`` returns the engine's class (its
+        class attributes describe it) when the factory is not the class itself."""
         if name in self._entries:
             raise ValueError(f"an engine named {name!r} is already registered")
-        self._entries[name] = Entry(name, factory, needs, extra)
+        self._entries[name] = Entry(name, factory, needs, extra, spec)
+
+    def describe(self, name: str) -> AnnotationEngine:
+        """The engine if built, else its class (same attributes), without building it."""
+        inst = self._instances.get(name)
+        if inst is not None:
+            return inst
+        entry = self._entry(name)
+        if isinstance(entry.factory, type):
+            return entry.factory  # type: ignore[return-value]
+        if entry.spec is not None and self.available(name):
+            return entry.spec()  # type: ignore[return-value]
+        return self.get(name)
 
     def names(self) -> list[str]:
         return list(self._entries)

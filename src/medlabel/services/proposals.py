@@ -139,8 +139,9 @@ class EngineDescription:
 def list_engines(ctx: Context) -> list[EngineDescription]:
     """Every engine this server offers, with its prompts and parameters.
 
-    Engines whose optional extra is installed are built to be described (models load on
-    their first use; the server preloads the ones in ``preload_engines``).
+    Engines are described from their class, not built: a model loads on its first use
+    (the server preloads the ones in ``preload_engines``), and ``loaded`` says whether
+    that has happened.
     """
     registry = ctx.engines
     out = []
@@ -148,7 +149,7 @@ def list_engines(ctx: Context) -> list[EngineDescription]:
         engine: AnnotationEngine | None = None
         message = ""
         try:
-            engine = registry.get(name)
+            engine = registry.describe(name)
         except MissingDependencyError as exc:
             message = exc.message
         except Exception:

@@ -106,7 +106,8 @@ export class Propagation extends EventTarget {
             foreground: [],
             background: [],
             previous: { plane: await encodePlane(mask) },
-            params: { propagate: true },
+            // from_index: the slice the mask comes from, for the intensity stop check
+            params: { propagate: true, from_index: k },
           };
           this.#follow(axis, next);
           const progress = `slice ${this.#shown(axis, next)} ${up ? "↑" : "↓"}, ${done} done`;

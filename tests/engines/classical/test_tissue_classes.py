@@ -41,6 +41,20 @@ def test_pick_minus_one_needs_a_click() -> None:
         run(ENGINE, vol, request())
 
 
+def test_a_box_alone_picks_the_class_at_its_centre() -> None:
+    img, truths = brain_phantom()
+    vol = as_volume(img, "MR")
+    rows, cols = np.nonzero(truths[3])  # white matter
+    r, c = int(np.median(rows)), int(np.median(cols))
+    while not truths[3][r, c]:
+        c += 1
+    box = (on_plane(r - 2, c - 2), on_plane(r + 2, c + 2))
+    p = run(ENGINE, vol, request(box=box))
+    mask = p.full(vol.spatial_shape)[0]
+    assert p.info["centre_pick"] and mask[r, c] and mask.sum() > 0
+    assert (mask & ~truths[3]).sum() <= 0.1 * mask.sum()
+
+
 def test_pick_beyond_the_classes_is_rejected() -> None:
     vol = as_volume(brain_phantom()[0], "MR")
     with pytest.raises(ValueError, match="names no class"):

@@ -266,7 +266,8 @@ class TissueClassesEngine:
     """Tissue classes by intensity (see the module description).
 
     With a box the classes are fitted in the box and the mask limited to it. With
-    ``pick`` -1 the mask is the union of the classes under the positive clicks. A
+    ``pick`` -1 the mask is the union of the classes under the positive clicks (a box
+    without clicks: the class at the box's centre). A
     previous mask is accepted and ignored: the proposal is the class alone (the service
     merges it). ``info["class_means"]`` lists the class means, ascending.
     """
@@ -311,6 +312,11 @@ class TissueClassesEngine:
         model, info = fit_tissue_classes(region, method=p["method"], classes=int(p["classes"]))
         clicks = plane_seeds(view, request.positive)
         pick = int(p["pick"])
+        if pick < 0 and not clicks and box is not None:
+            # a box alone: the class at its centre, where the boxed structure is
+            rows, cols = box
+            clicks = [((rows.start + rows.stop - 1) // 2, (cols.start + cols.stop - 1) // 2)]
+            info["centre_pick"] = True
         _validate_pick(pick, len(model.means), clicks)
         labels = model.classify(image)
         picked = sorted({int(labels[c]) for c in clicks}) if pick < 0 else [pick]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,17 @@ def proposals(page: Any, s: Setup, image_id: int, state: str | None = None) -> l
     return list(api(page, s, f"/images/{image_id}/proposals{query}"))
 
 
+def settled_pending(page: Any, s: Setup, image_id: int, n: int) -> list[dict[str, Any]]:
+    """The pending proposals once the server has ``n`` of them: the UI rejects a replaced
+    proposal in the background, so the server may lag the screen for a moment."""
+    deadline = time.monotonic() + 15
+    while True:
+        pending = proposals(page, s, image_id, "pending")
+        if len(pending) == n or time.monotonic() > deadline:
+            return pending
+        page.wait_for_timeout(200)
+
+
 def overlay_colour(
     page: Any, box: tuple[float, float, float, float], rgb: tuple[int, int, int]
 ) -> tuple[int, int]:
@@ -215,7 +227,7 @@ def test_ai_box_accept_lands_where_dragged(page: Any, setup: Setup) -> None:
     shot(page, "ai-box-proposal")
     assert pending_count(page) == 1
     assert page.get_by_test_id("proposal-count").inner_text() == "1 pending"
-    (pending,) = proposals(page, s, s.head, "pending")
+    (pending,) = settled_pending(page, s, s.head, 1)
     assert pending["engine"] == AI and pending["label"] == "lesion" and pending["voxels"] > 50
     assert (pending["prompt"]["axis"], pending["prompt"]["index"]) == (0, 0)  # a 2D image
     # The overlay shows it in the label's colour, inside the box the mouse drew.
@@ -258,7 +270,7 @@ def test_ai_click_refines_and_esc_rejects(page: Any, setup: Setup) -> None:
     rect = image_rect(page)
     ai_box(page, rect, *HEAD_BOX)
     wait_status(page, r"^proposal in ")
-    (first,) = proposals(page, s, s.head, "pending")
+    (first,) = settled_pending(page, s, s.head, 1)
 
     # A negative click (Shift) inside the box, a positive one (left) in its middle.
     page.keyboard.press("Shift+C")
@@ -281,7 +293,7 @@ def test_ai_click_refines_and_esc_rejects(page: Any, setup: Setup) -> None:
     wait_status(page, r"^proposal in ")
     shot(page, "ai-click-refined")
     assert pending_count(page) == 1
-    (refined,) = proposals(page, s, s.head, "pending")
+    (refined,) = settled_pending(page, s, s.head, 1)
     assert refined["id"] != first["id"]
     assert len(refined["prompt"]["negative"]) == 2 and refined["prompt"]["box"]
     assert "previous" in refined["prompt"]  # refines the pending proposal
@@ -335,7 +347,7 @@ def test_threshold_with_otsu_suggestion(page: Any, setup: Setup) -> None:
         ".some((p) => p.prompt.params?.high === 100)",
         timeout=30_000,
     )
-    (pending,) = proposals(page, s, s.head, "pending")
+    (pending,) = settled_pending(page, s, s.head, 1)
     assert pending["engine"] == "threshold"
     assert pending["prompt"]["params"]["low"] == pytest.approx(otsu, abs=0.05)
     assert pending["info"]["high"] == 100
@@ -385,7 +397,7 @@ def test_scribbles_for_the_random_walker(page: Any, setup: Setup) -> None:
     shot(page, "scribbles")
     page.get_by_test_id("run-tool").click()
     wait_status(page, r"^proposal in ", timeout=60_000)
-    (pending,) = proposals(page, s, s.head, "pending")
+    (pending,) = settled_pending(page, s, s.head, 1)
     assert pending["engine"] == "random-walker" and pending["voxels"] > 0
     shot(page, "scribbles-proposal")
 

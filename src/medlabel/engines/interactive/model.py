@@ -34,10 +34,25 @@ class Decoded:
     iou: float
 
 
-class LiteMedSAM:
-    """The network, ready for inference on the CPU (thread-safe: one call at a time)."""
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where running the
+    image encoder in bfloat16 is faster; elsewhere it would be slower."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
-    def __init__(self, *, threads: int | None = None) -> None:
+
+class LiteMedSAM:
+    """The network, ready for inference on the CPU (thread-safe: one call at a time).
+
+    ``bf16`` runs the image encoder under bfloat16 autocast (default: when the CPU has
+    native bfloat16); the embedding is returned in float32 and the decoder stays float32.
+    """
+
+    def __init__(self, *, threads: int | None = None, bf16: bool | None = None) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # timm's renamed modules
             torch = require("torch", extra="ai", feature="LiteMedSAM")
@@ -56,16 +71,24 @@ class LiteMedSAM:
             state = state["model"]
         net.load_state_dict(state, strict=True)
         net.eval()
+        # channels-last convolutions are markedly faster on the CPU (oneDNN), with
+        # bfloat16 autocast about twice as fast as the plain float32 encoder here
+        net.image_encoder.to(memory_format=torch.channels_last)
         self.net = net
         self.weights = path
+        self.bf16 = cpu_has_bf16() if bf16 is None else bf16
         self._lock = threading.Lock()
         log.info("LiteMedSAM loaded from %s in %.1f s", path, time.perf_counter() - t0)
 
     def embed(self, image: np.ndarray) -> Any:
         """Image embedding (1, 256, 64, 64) of a ``(3, 256, 256)`` float32 input."""
         torch = self._torch
+        x = torch.from_numpy(image)[None].contiguous(memory_format=torch.channels_last)
         with self._lock, torch.inference_mode():
-            return self.net.image_encoder(torch.from_numpy(image)[None])
+            if self.bf16:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return self.net.image_encoder(x).float()
+            return self.net.image_encoder(x)
 
     def decode(
         self,

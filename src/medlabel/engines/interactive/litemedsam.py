@@ -230,9 +230,6 @@ class LiteMedSAMEngine:
             self.cache.put(key, emb)
         return emb
 
-    def plane(self, volume: Volume, axis: int, index: int) -> PlaneView:
-        return plane_of(volume, axis, index)
-
     def _window(self, volume: Volume, params: Any) -> Window | None:
         """The given window; else, for greyscale images other than CT, the percentiles
         of the whole volume (the same contrast on every slice, which propagation needs)."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from medlabel.engines.base import EngineRequest, ParamSpec, Point
+from medlabel.engines.base import EngineRequest, ParamSpec, Point, PromptKind
 from medlabel.engines.planes import PlaneView, request_plane
 from medlabel.imaging.volume import Volume
 
@@ -24,6 +24,21 @@ from medlabel.imaging.volume import Volume
 LUMA = (0.2126, 0.7152, 0.0722)
 #: the lowest CT value treated as an intensity (air); lower values are padding
 CT_FLOOR = -1024.0
+
+#: what marker-based tools (watershed, random walker) take: clicks and scribbles on and
+#: around the object, a box, the current mask (ignored: the service merges)
+MARKER_PROMPTS = frozenset(
+    {
+        PromptKind.POSITIVE,
+        PromptKind.NEGATIVE,
+        PromptKind.FOREGROUND,
+        PromptKind.BACKGROUND,
+        PromptKind.BOX,
+        PromptKind.PREVIOUS,
+    }
+)
+#: at least one mark on the object is required
+OBJECT_MARKERS = frozenset({PromptKind.POSITIVE, PromptKind.FOREGROUND})
 
 Window = tuple[slice, ...]
 

@@ -28,6 +28,8 @@ from scipy import ndimage
 
 from medlabel.engines.base import EngineRequest, ParamKind, ParamSpec, PromptKind, Proposal
 from medlabel.engines.classical.common import (
+    MARKER_PROMPTS,
+    OBJECT_MARKERS,
     Window,
     block_reduce,
     border_background,
@@ -170,17 +172,8 @@ class RandomWalkerEngine:
         "Scribble or click on the structure and around it: each pixel joins the marks "
         "a random walk from it reaches first, walks being stopped by edges."
     )
-    prompts: frozenset[PromptKind] = frozenset(
-        {
-            PromptKind.POSITIVE,
-            PromptKind.NEGATIVE,
-            PromptKind.FOREGROUND,
-            PromptKind.BACKGROUND,
-            PromptKind.BOX,
-            PromptKind.PREVIOUS,
-        }
-    )
-    required: frozenset[PromptKind] = frozenset({PromptKind.POSITIVE, PromptKind.FOREGROUND})
+    prompts: frozenset[PromptKind] = MARKER_PROMPTS
+    required: frozenset[PromptKind] = OBJECT_MARKERS
     params: tuple[ParamSpec, ...] = (
         ParamSpec(
             "beta",

@@ -23,6 +23,8 @@ from scipy import ndimage
 
 from medlabel.engines.base import EngineRequest, ParamKind, ParamSpec, PromptKind, Proposal
 from medlabel.engines.classical.common import (
+    MARKER_PROMPTS,
+    OBJECT_MARKERS,
     Window,
     block_reduce,
     border_background,
@@ -194,17 +196,8 @@ class WatershedEngine:
         "Click or scribble on the structure (and optionally outside it): the structure "
         "grows from your marks up to the strongest edges."
     )
-    prompts: frozenset[PromptKind] = frozenset(
-        {
-            PromptKind.POSITIVE,
-            PromptKind.NEGATIVE,
-            PromptKind.FOREGROUND,
-            PromptKind.BACKGROUND,
-            PromptKind.BOX,
-            PromptKind.PREVIOUS,
-        }
-    )
-    required: frozenset[PromptKind] = frozenset({PromptKind.POSITIVE, PromptKind.FOREGROUND})
+    prompts: frozenset[PromptKind] = MARKER_PROMPTS
+    required: frozenset[PromptKind] = OBJECT_MARKERS
     params: tuple[ParamSpec, ...] = (
         ParamSpec(
             "compactness",

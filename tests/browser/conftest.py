@@ -78,7 +78,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         time.sleep(0.05)
     yield LiveServer(f"http://127.0.0.1:{port}", ctx, settings)
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=120)  # shutdown waits for a model still loading
     ctx.close()
 
 

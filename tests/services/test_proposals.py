@@ -34,6 +34,7 @@ from medlabel.services.context import Context
 from medlabel.services.imports import import_paths
 from medlabel.services.maintenance import collect_garbage
 from medlabel.services.projects import add_labels, create_project, set_member
+from medlabel.services.proposal_prompts import scribble_mask
 from medlabel.services.users import create_user, principal_of
 from medlabel.storage.db.models import Proposal
 from tests.conftest import PASSWORD, sample_file
@@ -165,17 +166,17 @@ def test_viewer_may_not_propose_and_strangers_see_nothing(world: World) -> None:
 
 
 def test_scribbles_are_discs_on_the_slice_or_balls_in_the_volume() -> None:
-    disc = svc._scribble([[2, 5, 5]], (5, 11, 11), 0, 2, 2.0, "foreground")
+    disc = scribble_mask([[2, 5, 5]], (5, 11, 11), 0, 2, 2.0, "foreground")
     assert disc is not None and disc.sum() == 13 and disc[2].sum() == 13
     assert disc[2, 5, 3] and disc[2, 5, 7] and not disc[2, 6, 7]
     # on a column slice the disc lies in (plane, row)
-    side = svc._scribble([[2.2, 5, 4.6]], (5, 11, 11), 2, 5, 1.0, "background")
+    side = scribble_mask([[2.2, 5, 4.6]], (5, 11, 11), 2, 5, 1.0, "background")
     assert side is not None and side.sum() == 5 and side[:, :, 5].sum() == 5
-    ball = svc._scribble([[2, 5, 5]], (5, 11, 11), 0, None, 1.0, "foreground")
+    ball = scribble_mask([[2, 5, 5]], (5, 11, 11), 0, None, 1.0, "foreground")
     assert ball is not None and ball.sum() == 7
-    assert svc._scribble([], (5, 11, 11), 0, 2, 2.0, "foreground") is None
+    assert scribble_mask([], (5, 11, 11), 0, 2, 2.0, "foreground") is None
     with pytest.raises(InvalidInputError, match="not on slice 2"):
-        svc._scribble([[3, 5, 5]], (5, 11, 11), 0, 2, 2.0, "foreground")
+        scribble_mask([[3, 5, 5]], (5, 11, 11), 0, 2, 2.0, "foreground")
 
 
 # propose, accept, reject -----------------------------------------------------------------

@@ -9,6 +9,7 @@ const routes = [
   { pattern: /^#\/projects\/(\d+)$/, load: () => import("./pages/project.js"), keys: ["projectId"] },
   { pattern: /^#\/images\/(\d+)$/, load: () => import("./workspace/workspace.js"), keys: ["imageId"] },
   { pattern: /^#\/admin$/, load: () => import("./pages/admin.js") },
+  { pattern: /^#\/admin\/audit$/, load: () => import("./pages/admin-audit.js") },
 ];
 
 const root = document.getElementById("app");

@@ -68,6 +68,22 @@ class Note(BaseModel):
     position_mm: Triple | None = None
 
 
+class Location(BaseModel):
+    """A position on an image (e.g. where a review comment points), in voxel and/or
+    patient coordinates; :func:`normalize_location` fills in the other."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    position: Triple | None = Field(default=None, description="Voxel (plane, row, column).")
+    position_mm: Triple | None = Field(default=None, description="LPS mm.")
+
+    @model_validator(mode="after")
+    def _one_system(self) -> Location:
+        if self.position is None and self.position_mm is None:
+            raise ValueError("a location needs a voxel position or a position_mm")
+        return self
+
+
 class AnnotationContent(BaseModel):
     """Boxes, points, image-level classes and notes of one revision."""
 
@@ -193,6 +209,31 @@ def normalize_content(
             )
         )
     return AnnotationContent(boxes=boxes, points=points, classes=list(content.classes), notes=notes)
+
+
+def normalize_location(
+    location: Location, *, shape: Sequence[int], affine: np.ndarray, what: str = "location"
+) -> Location:
+    """Check that a location lies inside the image and fill both coordinate systems (the
+    voxel position wins when both are given, as for points).
+
+    Raises
+    ------
+    InvalidInputError
+        If the location lies outside the image's ``(planes, rows, columns)`` ``shape``.
+
+    Examples
+    --------
+    >>> loc = normalize_location(Location(position=(0, 1, 2)), shape=(1, 4, 4), affine=np.eye(4))
+    >>> loc.position_mm
+    (0.0, 1.0, 2.0)
+    """
+    if location.position is not None:
+        at = location.position
+    else:
+        at = _to_voxel(np.linalg.inv(affine), location.position_mm or ())
+    _check_inside(what, at, shape)
+    return Location(position=at, position_mm=_to_mm(affine, at))
 
 
 def check_mask(mask: np.ndarray, *, shape: Sequence[int], values: Mapping[int, str]) -> None:

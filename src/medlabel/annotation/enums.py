@@ -24,6 +24,28 @@ class AnnotationState(StrEnum):
     REJECTED = "rejected"
 
 
+class AnnotationKind(StrEnum):
+    """Whose annotation it is: one reader's, or the consensus of several (no owner)."""
+
+    READER = "reader"
+    CONSENSUS = "consensus"
+
+
+class ReviewDecision(StrEnum):
+    """A reviewer's verdict on a submitted annotation."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class CommentKind(StrEnum):
+    """What a review comment was written with: a plain remark or a review decision."""
+
+    COMMENT = "comment"
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
 class ImageStatus(StrEnum):
     """Work status of an image, derived from its annotations."""
 

@@ -20,6 +20,7 @@ from medlabel.core.errors import MedlabelError
 
 if TYPE_CHECKING:
     from medlabel.core.settings import Settings
+    from medlabel.security.audit import Origin
     from medlabel.services.context import Context
 
 err_console = Console(stderr=True, soft_wrap=True)
@@ -53,14 +54,29 @@ def settings_for(home: Path | None, **overrides: Any) -> Settings:
 @contextlib.contextmanager
 def opened(home: Path | None, **overrides: Any) -> Iterator[Context]:
     """Open the context for a command; errors end the command with a one-line reason."""
+    from medlabel.security.audit import origin_scope
     from medlabel.services.context import open_context
 
-    with reporting():
+    with reporting(), origin_scope(cli_origin()):
         ctx = open_context(settings_for(home, **overrides))
         try:
             yield ctx
         finally:
             ctx.close()
+
+
+def cli_origin() -> Origin:
+    """The audit origin of commands: ``cli:<host>``, acted by ``os:<login name>``."""
+    import getpass
+    import socket
+
+    from medlabel.security.audit import Origin
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment or passwd database
+        user = "unknown"
+    return Origin(client=f"cli:{socket.gethostname()}", operator=f"os:{user}")
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from medlabel import __version__
+from medlabel.cli.audit import app as audit_app
 from medlabel.cli.bench import app as bench_app
 from medlabel.cli.common import (
     HomeOption,
@@ -20,7 +21,10 @@ from medlabel.cli.common import (
     settings_for,
     setup_logging,
 )
+from medlabel.cli.evaluate import evaluate as evaluate_command
+from medlabel.cli.jobs import app as jobs_app
 from medlabel.cli.projects import labels_app, members_app, projects_app
+from medlabel.cli.train import register as register_training
 from medlabel.cli.users import app as users_app
 
 app = typer.Typer(
@@ -34,10 +38,14 @@ app.add_typer(labels_app, name="labels")
 app.add_typer(members_app, name="members")
 app.add_typer(users_app, name="users")
 app.add_typer(bench_app, name="bench")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(audit_app, name="audit")
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 annotations_app = typer.Typer(help="Import existing annotations.", no_args_is_help=True)
 app.add_typer(annotations_app, name="annotations")
+app.command("eval")(evaluate_command)
+register_training(app)  # train, predict
 
 
 def _version(value: bool) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import threading
 from types import ModuleType
 
 from medlabel.core.errors import MissingDependencyError
@@ -25,10 +27,26 @@ def require(module: str, *, extra: str, feature: str) -> ModuleType:
     >>> require("json", extra="none", feature="parsing").__name__
     'json'
     """
+    # one import at a time: two threads importing the same heavy package (a model preloading
+    # while a job starts) can otherwise see it half-initialised and fail
+    with _IMPORT_LOCK:
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            if _installed(module) and not isinstance(exc, ModuleNotFoundError):
+                raise  # installed but broken: its own message says more than ours
+            error = exc
+    raise MissingDependencyError(
+        f"{feature} needs the optional package {module!r}: "
+        f"install it with `pip install 'medlabel[{extra}]'`"
+    ) from error
+
+
+_IMPORT_LOCK = threading.RLock()
+
+
+def _installed(module: str) -> bool:
     try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{feature} needs the optional package {module!r}: "
-            f"install it with `pip install 'medlabel[{extra}]'`"
-        ) from exc
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         "logouts and role changes reach other worker processes within this time.",
     )
 
+    audit_read_window_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="The audit log records one image.read per user, image and kind of data "
+        "per this many seconds (0: every read).",
+    )
+
     # limits on input
     max_upload_bytes: int = Field(default=20 * 1024**3, gt=0, description="Multipart uploads.")
     max_json_bytes: int = Field(default=512 * 1024**2, gt=0, description="Other request bodies.")
@@ -58,6 +65,28 @@ class Settings(BaseSettings):
     )
     prestart_workers: bool = Field(
         default=False, description="Start import workers with the server (set by `serve`)."
+    )
+
+    # background jobs (export, pre-annotation, training)
+    job_workers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Threads running background jobs in each server process (they share "
+        "the CPU with requests: keep this small).",
+    )
+    job_heartbeat_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often a running job writes a sign of life and looks for a cancel "
+        "request made by another process.",
+    )
+    job_stale_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A running job without a sign of life for this long is treated as "
+        "interrupted (its process died); at least 3 heartbeats.",
     )
 
     # annotation engines
@@ -78,6 +107,15 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "MEDLABEL_ALLOWED_ORIGINS may not contain '*': cookies are sent with requests, "
                 "so list the exact origins of your front ends instead"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_jobs(self) -> Settings:
+        if self.job_stale_seconds < 3 * self.job_heartbeat_seconds:
+            raise ConfigurationError(
+                "MEDLABEL_JOB_STALE_SECONDS must be at least 3 x MEDLABEL_JOB_HEARTBEAT_SECONDS, "
+                "or running jobs of live processes would be taken for interrupted ones"
             )
         return self
 

@@ -7,24 +7,33 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 
 from medlabel import __version__
 from medlabel.core.settings import Settings
-from medlabel.server.api import annotations as annotations_api
 from medlabel.server.api import (
+    agreement,
+    assignments,
+    audit,
     auth,
     engines,
+    evaluations,
     exports,
     health,
     images,
     imports,
+    jobs,
+    models,
     projects,
     proposals,
+    review,
     users,
 )
+from medlabel.server.api import annotations as annotations_api
 from medlabel.server.errors import install_error_handlers
 from medlabel.server.limits import BodyLimitMiddleware
+from medlabel.server.origin import AuditOriginMiddleware
 from medlabel.server.web import mount_web
 from medlabel.services.context import Context, open_context
 
@@ -45,16 +54,24 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # settle jobs a dead process left running, run the queued ones
+        await run_in_threadpool(context.start_jobs)
         if settings.prestart_workers:
             context.prestart_process_pool()
+        preloader = None
         if settings.preload_engines:  # load models off the request path
-            threading.Thread(
+            preloader = threading.Thread(
                 target=context.preload_engines,
                 args=(list(settings.preload_engines),),
                 name="medlabel-preload-engines",
                 daemon=True,
-            ).start()
+            )
+            preloader.start()
         yield
+        if preloader is not None:
+            # a process must not exit while a thread is still loading native libraries
+            # (PyTorch aborts with "terminate called without an active exception")
+            await run_in_threadpool(preloader.join, 300.0)
         if ctx is None:
             context.close()
 
@@ -94,17 +111,25 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
         upload_limit=settings.max_upload_bytes,
         other_limit=settings.max_json_bytes,
     )
+    app.add_middleware(AuditOriginMiddleware)  # client address for the audit log
     routers = (
         health,
         auth,
         users,
         projects,
         images,
+        assignments,
+        agreement,
+        review,  # before annotations: its POST /annotations/{id}/{action} would match first
         annotations_api,
         proposals,
         engines,
         imports,
         exports,
+        evaluations,
+        models,
+        audit,
+        jobs,
     )
     for module in routers:
         app.include_router(module.router, prefix=API_PREFIX)

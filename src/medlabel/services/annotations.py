@@ -13,16 +13,30 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from medlabel.annotation.content import AnnotationContent, check_mask, normalize_content
-from medlabel.annotation.enums import AnnotationState, ImageStatus, LabelKind, RevisionSource
-from medlabel.core.errors import ConflictError, InvalidInputError, NotFoundError
+from medlabel.annotation.enums import (
+    AnnotationKind,
+    AnnotationState,
+    ImageStatus,
+    LabelKind,
+    RevisionSource,
+)
+from medlabel.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from medlabel.core.ids import utcnow
 from medlabel.io.arrays import decode_array, encode_array
+from medlabel.security import audit
+from medlabel.security.audit import AuditAction
 from medlabel.security.roles import ProjectRole
-from medlabel.services.access import Principal, require_project
+from medlabel.services.access import Principal, project_role, require_project
+from medlabel.services.assignments import claim_reading
 from medlabel.services.blobrefs import unit_of_work
 from medlabel.services.context import Context
 from medlabel.services.drafts import drop_draft
-from medlabel.storage.db.models import Annotation, Image, Label, Revision, User
+from medlabel.storage.db.models import Annotation, Image, Label, Project, Revision, User
 
 log = logging.getLogger(__name__)
 
@@ -75,26 +89,56 @@ def _image(s: Session, actor: Principal, image_id: int, need: ProjectRole) -> Im
 
 
 def _annotation(s: Session, actor: Principal, annotation_id: int, need: ProjectRole) -> Annotation:
+    """An annotation the actor may see, with at least project role ``need``.
+
+    In a blinded project only reviewers (and admins) see other people's annotations; to
+    everyone else they do not exist (404), nor do their revisions, masks or comments."""
     ann = s.get(Annotation, annotation_id)
     if ann is None:
         raise NotFoundError(f"annotation {annotation_id} not found")
-    require_project(s, actor, ann.project_id, need)
+    project = require_project(s, actor, ann.project_id, need)
+    if not sees_all_readings(s, actor, project) and ann.owner_id != actor.id:
+        raise NotFoundError(f"annotation {annotation_id} not found")
     return ann
 
 
+def sees_all_readings(s: Session, actor: Principal, project: Project) -> bool:
+    """False when the project is blinded and the actor is below the reviewer role: they
+    see only their own annotations."""
+    if not project.blinded:
+        return True
+    role = project_role(s, actor, project.id)
+    return role is not None and role.at_least(ProjectRole.REVIEWER)
+
+
 def refresh_image_status(s: Session, image_id: int) -> None:
-    """Derive an image's work status from its annotations."""
-    states = set(s.scalars(select(Annotation.state).where(Annotation.image_id == image_id)))
-    if AnnotationState.APPROVED.value in states:
+    """Derive an image's work status from its annotations.
+
+    The image is approved when its consensus is approved or, without a consensus, when
+    as many readings as the project wants per image are approved; submitted when that
+    many readings are submitted or approved; in progress while anyone works on it.
+    """
+    image = s.get(Image, image_id)
+    if image is None:
+        return
+    project = s.get(Project, image.project_id)
+    wanted = project.readers_per_image if project is not None else 1
+    rows = s.execute(
+        select(Annotation.kind, Annotation.state).where(Annotation.image_id == image_id)
+    ).all()
+    approved = AnnotationState.APPROVED.value
+    done = (AnnotationState.SUBMITTED.value, approved)
+    readers = [state for kind, state in rows if kind == AnnotationKind.READER.value]
+    consensus = [state for kind, state in rows if kind == AnnotationKind.CONSENSUS.value]
+    if approved in consensus or sum(st == approved for st in readers) >= wanted:
         status = ImageStatus.APPROVED
-    elif AnnotationState.SUBMITTED.value in states:
+    elif sum(st in done for st in readers) >= wanted or any(st in done for st in consensus):
         status = ImageStatus.SUBMITTED
-    elif states:
+    elif rows:
         status = ImageStatus.IN_PROGRESS
     else:
         status = ImageStatus.UNLABELLED
-    image = s.get(Image, image_id)
-    if image is not None and image.status != status.value:
+    if image.status != status.value:
         image.status = status.value
 
 
@@ -106,14 +150,16 @@ def _may_edit(s: Session, actor: Principal, ann: Annotation) -> None:
 
 
 def list_annotations(ctx: Context, actor: Principal, image_id: int) -> list[AnnotationView]:
+    """The annotations of an image (in a blinded project, readers below the reviewer role
+    get only their own)."""
     with ctx.db.read() as s:
-        _image(s, actor, image_id, ProjectRole.VIEWER)
-        anns = list(
-            s.scalars(
-                select(Annotation).where(Annotation.image_id == image_id).order_by(Annotation.id)
-            )
-        )
-        return [_view(s, a) for a in anns]
+        image = _image(s, actor, image_id, ProjectRole.VIEWER)
+        stmt = select(Annotation).where(Annotation.image_id == image_id)
+        project = s.get(Project, image.project_id)
+        assert project is not None
+        if not sees_all_readings(s, actor, project):
+            stmt = stmt.where(Annotation.owner_id == actor.id)
+        return [_view(s, a) for a in s.scalars(stmt.order_by(Annotation.id))]
 
 
 def _view(s: Session, ann: Annotation) -> AnnotationView:
@@ -139,13 +185,16 @@ def save_annotation(
     message: str = "",
     engine: EngineInfo | None = None,
     source: RevisionSource | None = None,
+    kind: AnnotationKind = AnnotationKind.READER,
 ) -> AnnotationView:
     """Save a new revision of the actor's annotation of an image.
 
     Without ``annotation_id`` the actor's annotation of the image is created (a second
-    create is a conflict). With it, ``base_version`` must equal the annotation's current
-    version, so an edit made on stale data is refused with :class:`ConflictError`
-    instead of overwriting someone else's save.
+    create is a conflict); with ``kind`` consensus, the image's consensus annotation
+    (no owner, one per image, reviewers only) is created instead. With it,
+    ``base_version`` must equal the annotation's current version, so an edit made on
+    stale data is refused with :class:`ConflictError` instead of overwriting someone
+    else's save.
 
     ``mask`` is a ``(planes, rows, columns)`` label array, None to remove the mask, or
     :data:`KEEP_MASK` to keep the parent revision's.
@@ -160,20 +209,7 @@ def save_annotation(
             content, labels=kinds, shape=image.shape, affine=np.asarray(image.affine)
         )
         if annotation_id is None:
-            existing = s.scalar(
-                select(Annotation.id).where(
-                    Annotation.image_id == image_id, Annotation.owner_id == actor.id
-                )
-            )
-            if existing is not None:
-                raise ConflictError(
-                    f"you already have annotation {existing} on this image; save to it with "
-                    "its version instead of creating another",
-                    details={"annotation_id": existing},
-                )
-            ann = Annotation(project_id=image.project_id, image_id=image_id, owner_id=actor.id)
-            s.add(ann)
-            s.flush()
+            ann = _create_annotation(s, actor, image, AnnotationKind(kind))
             parent = None
         else:
             ann = _annotation(s, actor, annotation_id, ProjectRole.ANNOTATOR)
@@ -206,8 +242,45 @@ def save_annotation(
             message,
         )
         view = _commit_head(s, ann, rev)
+        audit.record(
+            s,
+            actor,
+            AuditAction.ANNOTATION_SAVE,
+            target_type="annotation",
+            target_id=ann.id,
+            project_id=ann.project_id,
+            details={"image_id": image_id, "revision_id": rev.id, "source": source.value},
+        )
     log.info("saved revision id=%s of annotation id=%s", rev.id, ann.id)
     return view
+
+
+def _create_annotation(
+    s: Session, actor: Principal, image: Image, kind: AnnotationKind
+) -> Annotation:
+    if kind == AnnotationKind.CONSENSUS:
+        require_project(s, actor, image.project_id, ProjectRole.REVIEWER)
+        mine = Annotation.kind == kind.value
+        owner = None
+    else:
+        mine = (Annotation.owner_id == actor.id) & (Annotation.kind == kind.value)
+        owner = actor.id
+    existing = s.scalar(select(Annotation.id).where(Annotation.image_id == image.id, mine))
+    if existing is not None:
+        whose = "this image's consensus is" if owner is None else "you already have"
+        raise ConflictError(
+            f"{whose} annotation {existing}; save to it with its version instead of "
+            "creating another",
+            details={"annotation_id": existing},
+        )
+    if owner is not None:
+        claim_reading(s, actor, image)
+    ann = Annotation(
+        project_id=image.project_id, image_id=image.id, owner_id=owner, kind=kind.value
+    )
+    s.add(ann)
+    s.flush()
+    return ann
 
 
 def _check_version(s: Session, ann: Annotation, base_version: int | None) -> None:
@@ -334,6 +407,15 @@ def restore_revision(
             f"restored revision {old.number}",
             restored_from=old.id,
         )
+        audit.record(
+            s,
+            actor,
+            AuditAction.ANNOTATION_RESTORE,
+            target_type="annotation",
+            target_id=ann.id,
+            project_id=ann.project_id,
+            details={"revision_id": rev.id, "restored_from": old.id},
+        )
         return _commit_head(s, ann, rev)
 
 
@@ -369,36 +451,90 @@ def transition(
 
     Authors submit their own work (reviewers may submit for them); reviewers approve or
     reject submissions; authors and reviewers may reopen an annotation as a draft.
-    Approval records the approved revision: the reference labels of this reader."""
+    Approval records the approved revision: the reference labels of this reader.
+    A rejection needs a comment, so it goes through
+    :func:`medlabel.services.review.review`; here it is refused."""
+    action = _action(action)
+    with ctx.db.write() as s:
+        ann = _annotation(s, actor, annotation_id, ProjectRole.ANNOTATOR)
+        apply_transition(s, actor, ann, action, base_version, comments=0)
+        return _view(s, ann)
+
+
+def _action(action: Transition | str) -> Transition:
     try:
-        action = Transition(action)
+        return Transition(action)
     except ValueError:
         raise InvalidInputError(
             f"unknown action {action!r}; use one of {[t.value for t in Transition]}"
         ) from None
-    with ctx.db.write() as s:
-        ann = _annotation(s, actor, annotation_id, ProjectRole.ANNOTATOR)
-        _check_version(s, ann, base_version)
-        sources, target = _ALLOWED[action]
-        if AnnotationState(ann.state) not in sources:
-            raise ConflictError(f"cannot {action.value} an annotation that is {ann.state}")
-        if action == Transition.SUBMIT:
-            if ann.owner_id != actor.id:
-                require_project(s, actor, ann.project_id, ProjectRole.REVIEWER)
-            if ann.head_revision_id is None:
-                raise InvalidInputError("save the annotation before submitting it")
-        elif action in (Transition.APPROVE, Transition.REJECT) or ann.owner_id != actor.id:
+
+
+def apply_transition(
+    s: Session,
+    actor: Principal,
+    ann: Annotation,
+    action: Transition | str,
+    base_version: int | None,
+    *,
+    comments: int,
+) -> None:
+    """The state machine of :func:`transition`, inside the caller's transaction.
+
+    ``comments`` is how many review comments come with the action: a rejection needs at
+    least one. Reviewers may not approve or reject their own readings; admins may.
+
+    Raises
+    ------
+    ConflictError
+        Stale ``base_version``, or the action is not allowed in the current state.
+    PermissionDeniedError
+        The actor's role does not allow the action.
+    InvalidInputError
+        Unknown action, nothing saved to submit, or a rejection without a comment.
+    """
+    action = _action(action)
+    _check_version(s, ann, base_version)
+    sources, target = _ALLOWED[action]
+    if AnnotationState(ann.state) not in sources:
+        raise ConflictError(f"cannot {action.value} an annotation that is {ann.state}")
+    if action == Transition.SUBMIT:
+        if ann.owner_id != actor.id:
             require_project(s, actor, ann.project_id, ProjectRole.REVIEWER)
-        ann.state = target.value
-        if action == Transition.APPROVE:
-            ann.approved_revision_id = ann.head_revision_id
-        ann.updated_at = utcnow()
-        try:
-            s.flush()
-        except StaleDataError:
-            raise ConflictError(f"annotation {ann.id} changed meanwhile; reload it") from None
-        refresh_image_status(s, ann.image_id)
-        return _view(s, ann)
+        if ann.head_revision_id is None:
+            raise InvalidInputError("save the annotation before submitting it")
+        ann.submitted_at = utcnow()
+    elif action in (Transition.APPROVE, Transition.REJECT):
+        require_project(s, actor, ann.project_id, ProjectRole.REVIEWER)
+        if ann.owner_id == actor.id and not actor.is_admin:
+            raise PermissionDeniedError(
+                "you cannot review your own annotation; another reviewer has to"
+            )
+        if action == Transition.REJECT and comments < 1:
+            raise InvalidInputError(
+                "a rejection needs at least one comment telling the reader what to fix; "
+                "use POST /api/annotations/{id}/review with comments"
+            )
+    elif ann.owner_id != actor.id:
+        require_project(s, actor, ann.project_id, ProjectRole.REVIEWER)
+    ann.state = target.value
+    if action == Transition.APPROVE:
+        ann.approved_revision_id = ann.head_revision_id
+    ann.updated_at = utcnow()
+    try:
+        s.flush()
+    except StaleDataError:
+        raise ConflictError(f"annotation {ann.id} changed meanwhile; reload it") from None
+    refresh_image_status(s, ann.image_id)
+    audit.record(
+        s,
+        actor,
+        AuditAction(f"annotation.{action.value}"),
+        target_type="annotation",
+        target_id=ann.id,
+        project_id=ann.project_id,
+        details={"revision_id": ann.head_revision_id, "comments": comments},
+    )
 
 
 __all__ = [
@@ -406,6 +542,7 @@ __all__ = [
     "AnnotationView",
     "EngineInfo",
     "Transition",
+    "apply_transition",
     "get_annotation",
     "get_revision",
     "list_annotations",
@@ -413,5 +550,6 @@ __all__ = [
     "load_mask",
     "restore_revision",
     "save_annotation",
+    "sees_all_readings",
     "transition",
 ]

@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session
 
 from medlabel.storage.blob import BlobRef, BlobStore
 from medlabel.storage.db.engine import Database
-from medlabel.storage.db.models import Draft, Export, Image, Instance, Proposal, Revision
+from medlabel.storage.db.models import (
+    Draft,
+    Evaluation,
+    Export,
+    Image,
+    Instance,
+    ModelVersion,
+    Proposal,
+    Revision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +33,10 @@ DIGEST_COLUMNS: tuple[ColumnElement[Any], ...] = (
     Draft.__table__.c.mask_digest,
     Export.__table__.c.digest,
     Proposal.__table__.c.mask_digest,
+    Evaluation.__table__.c.report_digest,
+    Evaluation.__table__.c.html_digest,
+    Proposal.__table__.c.uncertainty_digest,
+    ModelVersion.__table__.c.weights_digest,
 )
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from medlabel.core.cache import TTLCache
 from medlabel.core.errors import NotFoundError
 from medlabel.core.settings import Settings
+from medlabel.security.audit import ImageReadLog
 from medlabel.services.volumes import VolumeCache
 from medlabel.storage.blob import BlobStore, LocalBlobStore
 from medlabel.storage.db.engine import Database
@@ -20,6 +21,8 @@ from medlabel.storage.db.migrate import upgrade
 
 if TYPE_CHECKING:
     from medlabel.engines.registry import EngineRegistry
+    from medlabel.jobs.executor import Executor
+    from medlabel.jobs.registry import JobKinds
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +37,23 @@ class Context:
     volumes: VolumeCache = field(init=False)
     #: checked tokens → principals; (user, project) → role; image id → facts for slices
     auth_cache: TTLCache[Any] = field(init=False)
+    #: coalesces image reads into audit events (one per user, image, kind and window)
+    image_reads: ImageReadLog = field(init=False)
     _pool: ProcessPoolExecutor | None = field(init=False, default=None)
     _pool_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _engines: EngineRegistry | None = field(init=False, default=None)
     _engines_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _job_kinds: JobKinds | None = field(init=False, default=None)
+    _executor: Executor | None = field(init=False, default=None)
+    _jobs_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _jobs_started: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.volumes = VolumeCache(self.blobs, max_bytes=self.settings.volume_cache_bytes)
         self.auth_cache = TTLCache(seconds=self.settings.auth_cache_seconds)
+        self.image_reads = ImageReadLog(
+            self.db, window_seconds=self.settings.audit_read_window_seconds
+        )
 
     def forget_access(self) -> None:
         """Drop cached sessions and permissions (after a logout or a role change)."""
@@ -76,6 +88,46 @@ class Context:
             else:
                 log.info("preloaded engine %s", name)
 
+    @property
+    def job_kinds(self) -> JobKinds:
+        """The job kinds this process can run (tests and plugins may register more
+        before :meth:`start_jobs`)."""
+        if self._job_kinds is None:
+            with self._jobs_lock:
+                if self._job_kinds is None:
+                    from medlabel.jobs.registry import default_kinds
+
+                    self._job_kinds = default_kinds()
+        return self._job_kinds
+
+    @property
+    def executor(self) -> Executor:
+        """Where submitted jobs run: threads of this process (created on first use)."""
+        if self._executor is None:
+            with self._jobs_lock:
+                if self._executor is None:
+                    from medlabel.jobs.local import LocalExecutor
+
+                    self._executor = LocalExecutor(self, workers=self.settings.job_workers)
+        return self._executor
+
+    def start_jobs(self) -> None:
+        """Run background jobs in this process: settle jobs a dead process left running,
+        pick up queued ones (done by the server at start-up; idempotent)."""
+        self.executor.start()
+        self._jobs_started = True
+
+    def offer_job(self, job_id: int) -> None:
+        """Hand a queued job to this process's executor if this process runs jobs (a
+        server); otherwise (the CLI) it waits in the queue for a server to take it."""
+        if self._jobs_started and self._executor is not None:
+            self._executor.submit(job_id)
+
+    def notify_cancel(self, job_id: int) -> None:
+        """Tell this process's executor, if it has one, to stop a job now."""
+        if self._executor is not None:
+            self._executor.cancel(job_id)
+
     def _workers(self) -> int:
         return self.settings.import_workers or min(4, os.cpu_count() or 1)
 
@@ -101,6 +153,10 @@ class Context:
                 pool.submit(int)
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            self._jobs_started = False
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None

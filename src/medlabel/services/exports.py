@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from sqlalchemy import select
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 
 from medlabel import __version__
 from medlabel.annotation.content import AnnotationContent
-from medlabel.annotation.enums import LabelKind, RevisionSource
+from medlabel.annotation.enums import AnnotationKind, LabelKind, RevisionSource
 from medlabel.core.errors import ConflictError, InvalidInputError, NotFoundError
 from medlabel.core.ids import utcnow
 from medlabel.imaging.volume import Volume
@@ -38,6 +39,8 @@ from medlabel.io.nifti import write_nifti
 from medlabel.io.nnunet import write_nnunet
 from medlabel.io.seg import write_dicom_seg
 from medlabel.io.tables import write_annotations_csv, write_shapes_csv
+from medlabel.security import audit
+from medlabel.security.audit import AuditAction
 from medlabel.security.roles import ProjectRole
 from medlabel.services.access import Principal, require_project
 from medlabel.services.context import Context
@@ -70,6 +73,25 @@ class Which(StrEnum):
 
     LATEST = "latest"
     APPROVED = "approved"
+
+
+class ExportRequest(BaseModel):
+    """What to export (the body of an export request, the parameters of an export job)."""
+
+    format: ExportFormat
+    which: Which = Which.LATEST
+    image_ids: list[int] | None = Field(default=None, max_length=100_000)
+    include_images: bool = Field(default=True, description="NIfTI: also write the images.")
+    dataset_id: int = Field(default=1, ge=1, le=999, description="nnU-Net dataset id.")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`write_export` (and the functions calling it)."""
+        return {
+            "which": self.which,
+            "image_ids": self.image_ids,
+            "include_images": self.include_images,
+            "dataset_id": self.dataset_id,
+        }
 
 
 @dataclass
@@ -116,11 +138,18 @@ def _chosen_revisions(
         stmt = select(Annotation).where(Annotation.project_id == project_id)
         if image_ids is not None:
             stmt = stmt.where(Annotation.image_id.in_(list(image_ids)))
+        # an image's consensus wins over its readers; among readers, the latest saved
         best: dict[int, tuple[Annotation, int]] = {}
         for ann in s.scalars(stmt.order_by(Annotation.updated_at)):
             rev_id = ann.approved_revision_id if which == Which.APPROVED else ann.head_revision_id
-            if rev_id is not None:
-                best[ann.image_id] = (ann, rev_id)  # later updated_at wins
+            held = best.get(ann.image_id)
+            if rev_id is None or (
+                held is not None
+                and held[0].kind == AnnotationKind.CONSENSUS.value
+                and ann.kind != AnnotationKind.CONSENSUS.value
+            ):
+                continue
+            best[ann.image_id] = (ann, rev_id)
         out = []
         for image_id in sorted(best):
             _, rev_id = best[image_id]
@@ -130,6 +159,29 @@ def _chosen_revisions(
             author = s.get(User, rev.author_id) if rev.author_id else None
             out.append((image, rev, author.username if author else None))
         return out
+
+
+def check_exportable(
+    ctx: Context, project_id: int, which: Which | str, image_ids: Sequence[int] | None = None
+) -> None:
+    """Raise :class:`InvalidInputError` early when the project has nothing to export
+    (the same message :func:`write_export` would give, without reading any pixels)."""
+    which = Which(which)
+    column = (
+        Annotation.approved_revision_id if which == Which.APPROVED else Annotation.head_revision_id
+    )
+    with ctx.db.read() as s:
+        project = s.get(Project, project_id)
+        if project is None:
+            raise NotFoundError(f"project {project_id} not found")
+        stmt = select(func.count()).where(Annotation.project_id == project_id, column.is_not(None))
+        if image_ids is not None:
+            stmt = stmt.where(Annotation.image_id.in_(list(image_ids)))
+        if not s.scalar(stmt):
+            raise InvalidInputError(
+                f"project {project.name!r} has no "
+                f"{'approved ' if which == Which.APPROVED else ''}annotations to export"
+            )
 
 
 def _dicom_sources(
@@ -321,6 +373,16 @@ def _record(
             size=size,
         )
         s.add(row)
+        s.flush()
+        audit.record(
+            s,
+            actor,
+            AuditAction.EXPORT_CREATE,
+            target_type="export",
+            target_id=row.id,
+            project_id=project_id,
+            details={"format": row.format, "images": summary.exported, "bytes": size},
+        )
     return row
 
 
@@ -339,19 +401,23 @@ def export_to_dir(
 
 
 def export_archive(
-    ctx: Context, actor: Principal, project_id: int, fmt: ExportFormat | str, **options: Any
+    ctx: Context, actor: Principal | None, project_id: int, fmt: ExportFormat | str, **options: Any
 ) -> Export:
-    """Write an export, zip it into the blob store and record it (the API's way)."""
+    """Write an export, zip it into the blob store and record it (the API's and the
+    ``export`` job's way; ``actor`` None: the machine's operator)."""
     tmp_root = ctx.settings.home / "tmp"
     tmp_root.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="export-", dir=tmp_root))
     try:
         summary = write_export(ctx, actor, project_id, fmt, work / "export", **options)
         archive = work / "export.zip"
+        progress: ProgressFn | None = options.get("progress")
+        files = [p for p in sorted((work / "export").rglob("*")) if p.is_file()]
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            for path in sorted((work / "export").rglob("*")):
-                if path.is_file():
-                    zf.write(path, path.relative_to(work / "export").as_posix())
+            for n, path in enumerate(files, 1):
+                zf.write(path, path.relative_to(work / "export").as_posix())
+                if progress:
+                    progress("packing", n, len(files))
         with archive.open("rb") as fh:
             ref = ctx.blobs.put_stream(fh)
         ctx.blobs.sync()
@@ -385,6 +451,16 @@ def open_archive(ctx: Context, actor: Principal, export_id: int) -> tuple[Export
     if row.digest is None:
         raise NotFoundError(f"export {export_id} was written to a folder and has no archive")
     digest = row.digest
+    with ctx.db.write() as s:
+        audit.record(
+            s,
+            actor,
+            AuditAction.EXPORT_DOWNLOAD,
+            target_type="export",
+            target_id=row.id,
+            project_id=row.project_id,
+            details={"format": row.format, "bytes": row.size},
+        )
 
     def chunks() -> Iterator[bytes]:
         with ctx.blobs.open(digest) as fh:

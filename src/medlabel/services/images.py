@@ -24,7 +24,9 @@ from medlabel.imaging.stats import RegionStats, region_stats
 from medlabel.imaging.windowing import CT_PRESETS, Window
 from medlabel.io.nifti import nifti_header_bytes
 from medlabel.io.png import encode_png_fast
+from medlabel.security.audit import ImageReadKind
 from medlabel.security.roles import ProjectRole
+from medlabel.services import assignments
 from medlabel.services.access import Principal, cached_project_role, require_project
 from medlabel.services.context import Context
 from medlabel.storage.db.models import Image, Instance, Label, Series, Study
@@ -99,15 +101,10 @@ def list_images(
 def next_image(
     ctx: Context, actor: Principal, project_id: int, *, after: int | None = None
 ) -> Image | None:
-    """The next unlabelled image after ``after`` (wrapping around), or None when done."""
-    with ctx.db.read() as s:
-        require_project(s, actor, project_id)
-        base = _filtered(project_id, ImageStatus.UNLABELLED.value, None, None)
-        if after is not None:
-            hit = s.scalars(base.where(Image.id > after).order_by(Image.id).limit(1)).first()
-            if hit is not None:
-                return hit
-        return s.scalars(base.order_by(Image.id).limit(1)).first()
+    """The next image for the actor to read after ``after`` (wrapping around), without
+    claiming it: their reader queue's next image (see
+    :func:`medlabel.services.assignments.peek_next`), or None when nothing is left."""
+    return assignments.peek_next(ctx, actor, project_id, after=after)
 
 
 def image_context(ctx: Context, actor: Principal, image_id: int) -> dict[str, Any]:
@@ -190,6 +187,13 @@ def _slice_facts(ctx: Context, actor: Principal, image_id: int) -> Image:
     return image
 
 
+def note_read(ctx: Context, actor: Principal, image_id: int, kind: ImageReadKind) -> None:
+    """Record in the audit log that ``actor`` read ``kind`` data of an image (coalesced:
+    see :class:`medlabel.security.audit.ImageReadLog`)."""
+    image = _slice_facts(ctx, actor, image_id)
+    ctx.image_reads.note(actor, image.id, image.project_id, kind)
+
+
 def slice_png(
     ctx: Context,
     actor: Principal,
@@ -214,6 +218,7 @@ def slice_png(
         )
     except IndexError as exc:
         raise InvalidInputError(str(exc)) from None
+    ctx.image_reads.note(actor, image.id, image.project_id, ImageReadKind.SLICE)
     return encode_png_fast(img)
 
 
@@ -221,6 +226,7 @@ def thumbnail_png(ctx: Context, actor: Principal, image_id: int) -> bytes:
     image = get_image(ctx, actor, image_id)
     if image.thumbnail_digest is None:
         raise NotFoundError(f"image {image_id} has no thumbnail")
+    ctx.image_reads.note(actor, image.id, image.project_id, ImageReadKind.THUMBNAIL)
     return ctx.blobs.read_bytes(image.thumbnail_digest)
 
 
@@ -258,6 +264,7 @@ def volume_nifti_stream(
     else:
         arr = pixels(ctx, image)
     header = nifti_header_bytes(tuple(arr.shape), arr.dtype, np.asarray(image.affine))
+    ctx.image_reads.note(actor, image.id, image.project_id, ImageReadKind.VOLUME)
     flat = arr.reshape(-1).view(np.uint8) if arr.flags.c_contiguous else None
     if flat is None:  # pragma: no cover - stored arrays are C-contiguous
         flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
@@ -285,6 +292,7 @@ def region_statistics(
     arr = np.asarray(pixels(ctx, image))
     spacing = np.linalg.norm(np.asarray(image.affine)[:3, :3], axis=0)
     stats = region_stats(arr, mask, [float(x) for x in spacing])
+    ctx.image_reads.note(actor, image.id, image.project_id, ImageReadKind.STATS)
     return [(st, names.get(st.value)) for st in stats]
 
 
@@ -301,6 +309,7 @@ def dicom_header(ctx: Context, actor: Principal, image_id: int) -> list[dict[str
         )
     if digest is None:
         return []
+    ctx.image_reads.note(actor, image.id, image.project_id, ImageReadKind.DICOM_HEADER)
     ds = pydicom.dcmread(io.BytesIO(ctx.blobs.read_bytes(digest)), stop_before_pixels=True)
     return _rows(ds, depth=0)
 

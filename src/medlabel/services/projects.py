@@ -9,9 +9,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from medlabel.active import STRATEGIES
 from medlabel.annotation.enums import LabelKind
 from medlabel.annotation.schema import DEFAULT_COLOURS, LabelSpec
 from medlabel.core.errors import (
@@ -20,12 +21,16 @@ from medlabel.core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from medlabel.security import audit
+from medlabel.security.audit import AuditAction
 from medlabel.security.deid import DeidOptions
 from medlabel.security.roles import CAN_CREATE_PROJECTS, ProjectRole, default_project_role
 from medlabel.services.access import Principal, project_role, require_admin, require_project
+from medlabel.services.assignments import MAX_READERS
 from medlabel.services.context import Context
 from medlabel.storage.db.models import (
     Annotation,
+    Assignment,
     Image,
     Label,
     Project,
@@ -81,6 +86,14 @@ def create_project(
                     project_id=project.id, user_id=actor.id, role=ProjectRole.REVIEWER.value
                 )
             )
+        audit.record(
+            s,
+            actor,
+            AuditAction.PROJECT_CREATE,
+            target_type="project",
+            target_id=project.id,
+            project_id=project.id,
+        )
     log.info("created project id=%s", project.id)
     return project
 
@@ -153,15 +166,55 @@ def update_project(
     *,
     description: str | None = None,
     deid_options: DeidOptions | None = None,
+    readers_per_image: int | None = None,
+    blinded: bool | None = None,
+    active_strategy: str | None = None,
 ) -> Project:
-    """Change a project's description or its de-identification options (for future
-    imports; already stored images are not changed)."""
+    """Change a project's description, its de-identification options (for future
+    imports; already stored images are not changed) or its reader-study settings
+    (``readers_per_image`` 1..20, ``blinded``; lowering the readers per image keeps the
+    readers images already have), or its active-learning strategy (a
+    :class:`medlabel.active.StrategyName` value)."""
+    if readers_per_image is not None and not 1 <= readers_per_image <= MAX_READERS:
+        raise InvalidInputError(
+            f"readers_per_image must be within 1..{MAX_READERS}; got {readers_per_image}"
+        )
+    if active_strategy is not None and active_strategy not in STRATEGIES:
+        raise InvalidInputError(
+            f"unknown active_strategy {active_strategy!r}; use one of {', '.join(STRATEGIES)}"
+        )
     with ctx.db.write() as s:
         project = require_project(s, actor, project_id, ProjectRole.REVIEWER)
+        if active_strategy is not None:
+            project.active_strategy = str(active_strategy)
         if description is not None:
             project.description = description
         if deid_options is not None:
             project.deid_options = deid_options.model_dump()
+        if readers_per_image is not None:
+            project.readers_per_image = readers_per_image
+        if blinded is not None:
+            project.blinded = blinded
+        audit.record(
+            s,
+            actor,
+            AuditAction.PROJECT_UPDATE,
+            target_type="project",
+            target_id=project_id,
+            project_id=project_id,
+            details={
+                **audit.changed(
+                    description=description,
+                    deid_options=deid_options,
+                    readers_per_image=readers_per_image,
+                    blinded=blinded,
+                ),
+                # the reader-study settings are not free text: kept, like a user's role
+                "readers_per_image": project.readers_per_image,
+                "blinded": project.blinded,
+                "active_strategy": project.active_strategy,
+            },
+        )
     return project
 
 
@@ -174,6 +227,14 @@ def delete_project(ctx: Context, actor: Principal | None, project_id: int) -> No
         if project is None:
             raise NotFoundError(f"project {project_id} not found")
         s.delete(project)
+        audit.record(
+            s,
+            actor,
+            AuditAction.PROJECT_DELETE,
+            target_type="project",
+            target_id=project_id,
+            project_id=project_id,
+        )
     ctx.forget_access()
     log.info("deleted project id=%s", project_id)
 
@@ -218,6 +279,15 @@ def set_member(
             s.add(member)
         else:
             member.role = prole.value
+        audit.record(
+            s,
+            actor,
+            AuditAction.MEMBER_SET,
+            target_type="user",
+            target_id=user_id,
+            project_id=project_id,
+            details={"role": prole.value},
+        )
     ctx.forget_access()
     return member
 
@@ -229,6 +299,27 @@ def remove_member(ctx: Context, actor: Principal, project_id: int, user_id: int)
         if member is None:
             raise NotFoundError(f"user {user_id} is not a member of project {project_id}")
         s.delete(member)
+        # their reader slots on images they never started go back to the queue
+        started = select(Annotation.image_id).where(
+            Annotation.project_id == project_id, Annotation.owner_id == user_id
+        )
+        result = s.execute(
+            delete(Assignment).where(
+                Assignment.project_id == project_id,
+                Assignment.user_id == user_id,
+                Assignment.image_id.not_in(started),
+            )
+        )
+        freed = getattr(result, "rowcount", 0)
+        audit.record(
+            s,
+            actor,
+            AuditAction.MEMBER_REMOVE,
+            target_type="user",
+            target_id=user_id,
+            project_id=project_id,
+            details={"assignments_freed": int(freed or 0)},
+        )
     ctx.forget_access()
 
 
@@ -282,6 +373,16 @@ def add_labels(
             names.add(spec.name.lower())
             created.append(label)
         s.flush()
+        for label in created:
+            audit.record(
+                s,
+                actor,
+                AuditAction.LABEL_CREATE,
+                target_type="label",
+                target_id=label.id,
+                project_id=project_id,
+                details={"kind": label.kind},
+            )
     return created
 
 
@@ -343,6 +444,15 @@ def update_label(
             label.color = LabelSpec(name="x", kind=LabelKind.MASK, color=color).color or color
         if description is not None:
             label.description = description
+        audit.record(
+            s,
+            actor,
+            AuditAction.LABEL_UPDATE,
+            target_type="label",
+            target_id=label.id,
+            project_id=label.project_id,
+            details=audit.changed(name=name, color=color, description=description),
+        )
     return label
 
 
@@ -357,3 +467,11 @@ def delete_label(ctx: Context, actor: Principal, label_id: int) -> None:
                 f"label {label.name!r} is used in annotations; it cannot be deleted"
             )
         s.delete(label)
+        audit.record(
+            s,
+            actor,
+            AuditAction.LABEL_DELETE,
+            target_type="label",
+            target_id=label_id,
+            project_id=label.project_id,
+        )

@@ -18,7 +18,6 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,10 +34,12 @@ from medlabel.core.errors import (
 )
 from medlabel.core.ids import utcnow
 from medlabel.engines import runner
-from medlabel.engines.base import AnnotationEngine, EngineRequest, Point
+from medlabel.engines.base import AnnotationEngine, EngineRequest
 from medlabel.engines.base import Proposal as EngineProposal
 from medlabel.imaging.volume import Volume
 from medlabel.io.arrays import decode_array, encode_array
+from medlabel.security import audit
+from medlabel.security.audit import AuditAction
 from medlabel.security.roles import ProjectRole
 from medlabel.services.access import Principal, project_role, require_project
 from medlabel.services.annotations import (
@@ -50,17 +51,30 @@ from medlabel.services.annotations import (
     _mask_values,
     _new_revision,
 )
+from medlabel.services.assignments import claim_reading
 from medlabel.services.blobrefs import BlobTransaction, unit_of_work
 from medlabel.services.context import Context
 from medlabel.services.images import pixels
-from medlabel.services.masks import MaskEncoding, decode_mask
+from medlabel.services.proposal_prompts import (
+    MAX_POINTS,
+    MAX_SCRIBBLE_RADIUS,
+    FromAnnotation,
+    FromPlane,
+    FromProposal,
+    Previous,
+    crop_slices,
+    parse_box,
+    parse_points,
+    previous_digest,
+    previous_mask,
+    previous_source,
+    scribble_mask,
+)
 from medlabel.storage.db.models import Annotation, Image, Label, Proposal, Revision
 
 log = logging.getLogger(__name__)
 
-#: limits on one request's prompts (beyond the server's body size limit)
-MAX_POINTS = 10_000
-MAX_SCRIBBLE_RADIUS = 32.0
+#: at most this many proposals are decided in one request
 MAX_DECIDE = 1_000
 
 
@@ -75,30 +89,6 @@ class MergeMode(StrEnum):
 
     ADD = "add"
     REPLACE = "replace"
-
-
-@dataclass(frozen=True)
-class FromProposal:
-    """Start from an earlier proposal of the same user on the same image."""
-
-    id: int
-
-
-@dataclass(frozen=True)
-class FromAnnotation:
-    """Start from the user's current mask of the label (their annotation's head)."""
-
-
-@dataclass(frozen=True)
-class FromPlane:
-    """Start from a mask of the slice being worked on: ``raw-gzip`` bytes of a 2D array of
-    the slice's shape (the two axes other than ``axis``, in order), non-zero inside."""
-
-    data: bytes
-    dtype: str = "uint8"
-
-
-Previous = FromProposal | FromAnnotation | FromPlane
 
 
 @dataclass
@@ -257,16 +247,16 @@ def propose(
     with ctx.db.read() as s:
         image = _image(s, actor, image_id, ProjectRole.ANNOTATOR)
         lab = _mask_label(s, image.project_id, label)
-        previous_digest = _previous_digest(s, actor, image, previous)
+        previous_source_ref = previous_digest(s, actor, image, previous)
     shape = _shape(image)
     eng = ctx.engines.get(engine)
     if axis not in (0, 1, 2):
         raise InvalidInputError(f"axis must be 0, 1 or 2, got {axis}")
     if index is not None and not 0 <= index < shape[axis]:
         raise InvalidInputError(f"slice {index} is outside 0..{shape[axis] - 1} along axis {axis}")
-    fg = _scribble(foreground_points, shape, axis, index, scribble_radius, "foreground")
-    bg = _scribble(background_points, shape, axis, index, scribble_radius, "background")
-    prev = _previous_mask(ctx, previous, previous_digest, lab, shape, axis, index)
+    fg = scribble_mask(foreground_points, shape, axis, index, scribble_radius, "foreground")
+    bg = scribble_mask(background_points, shape, axis, index, scribble_radius, "background")
+    prev = previous_mask(ctx, previous, previous_source_ref, lab, shape, axis, index)
     volume = Volume(
         pixels(ctx, image),
         np.asarray(image.affine),
@@ -277,9 +267,9 @@ def propose(
         request = EngineRequest(
             axis=axis,
             index=index,
-            box=_box(box),
-            positive=_points(positive, "positive"),
-            negative=_points(negative, "negative"),
+            box=parse_box(box),
+            positive=parse_points(positive, "positive"),
+            negative=parse_points(negative, "negative"),
             foreground=fg,
             background=bg,
             previous=prev,
@@ -296,7 +286,7 @@ def propose(
         prompt["foreground_points"] = [list(map(float, p)) for p in foreground_points]
         prompt["background_points"] = [list(map(float, p)) for p in background_points]
     if previous is not None:
-        prompt["previous_from"] = _previous_source(previous)
+        prompt["previous_from"] = previous_source(previous)
     with unit_of_work(ctx.db, ctx.blobs) as (s, blobs):
         image = _image(s, actor, image_id, ProjectRole.ANNOTATOR)  # still there and allowed
         digest = blobs.put(encode_array(cropped.mask, compress=True)).digest
@@ -355,161 +345,6 @@ def _mask_label(s: Session, project_id: int, name: str) -> Label:
             f"label ({choose})"
         )
     return lab
-
-
-def _points(points: Sequence[Sequence[float]], what: str) -> tuple[Point, ...]:
-    if len(points) > MAX_POINTS:
-        raise InvalidInputError(f"at most {MAX_POINTS} {what} points, got {len(points)}")
-    out = []
-    for p in points:
-        try:
-            a, b, c = (float(v) for v in p)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"a {what} point must be 3 voxel coordinates (plane, row, column), got {p!r}"
-            ) from None
-        if not all(math.isfinite(v) for v in (a, b, c)):
-            raise InvalidInputError(f"a {what} point must be finite, got {[a, b, c]}")
-        out.append((a, b, c))
-    return tuple(out)
-
-
-def _box(box: Sequence[Sequence[float]] | None) -> tuple[Point, Point] | None:
-    if box is None:
-        return None
-    if len(box) != 2:
-        raise InvalidInputError(f"a box is two corners [[p, r, c], [p, r, c]], got {box!r}")
-    a, b = _points(box, "box")
-    return a, b
-
-
-def _scribble(
-    points: Sequence[Sequence[float]],
-    shape: tuple[int, int, int],
-    axis: int,
-    index: int | None,
-    radius: float,
-    what: str,
-) -> np.ndarray | None:
-    """Scribble points painted as a boolean mask of the image's ``shape``.
-
-    Each point marks the voxel it falls in; every voxel whose centre lies within
-    ``radius`` voxels of a marked one is set: a disc in the slice ``index`` along ``axis``
-    (points must lie on that slice), or a ball when ``index`` is None.
-    """
-    pts = _points(points, what)
-    if not pts:
-        return None
-    if not 0 <= radius <= MAX_SCRIBBLE_RADIUS or not math.isfinite(radius):
-        raise InvalidInputError(
-            f"scribble_radius must be within 0..{MAX_SCRIBBLE_RADIUS} voxels, got {radius}"
-        )
-    for p in pts:
-        if not all(-0.5 <= v <= n - 0.5 for v, n in zip(p, shape, strict=True)):
-            raise InvalidInputError(
-                f"{what} point {list(p)} lies outside the image of shape {list(shape)}"
-            )
-        if index is not None and abs(p[axis] - index) > 0.5:
-            raise InvalidInputError(
-                f"{what} point {list(p)} is not on slice {index} along axis {axis}"
-            )
-    seeds = np.clip(np.floor(np.asarray(pts) + 0.5).astype(np.int64), 0, np.asarray(shape) - 1)
-    if index is not None:
-        seeds[:, axis] = index
-    reach = math.floor(radius)
-    lo = np.maximum(seeds.min(0) - reach, 0)
-    hi = np.minimum(seeds.max(0) + reach + 1, shape)
-    if index is not None:
-        lo[axis], hi[axis] = index, index + 1
-    block = np.ones(tuple(int(h - lo_) for lo_, h in zip(lo, hi, strict=True)), bool)
-    block[tuple((seeds - lo)[:, d] for d in range(3))] = False  # seeds: distance 0
-    squeezed = block.squeeze(axis) if index is not None else block
-    near = ndimage.distance_transform_edt(squeezed) <= radius
-    out = np.zeros(shape, bool)
-    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    out[sl] = np.expand_dims(near, axis) if index is not None else near
-    return out
-
-
-def _previous_source(previous: Previous) -> dict[str, Any] | str:
-    if isinstance(previous, FromProposal):
-        return {"proposal": previous.id}
-    return "annotation" if isinstance(previous, FromAnnotation) else "plane"
-
-
-def _previous_digest(
-    s: Session, actor: Principal, image: Image, previous: Previous | None
-) -> tuple[str, list[int], list[int]] | str | None:
-    """What the previous mask is read from: (digest, origin, shape) of an earlier proposal,
-    the digest of the actor's head mask, or None."""
-    if isinstance(previous, FromProposal):
-        row = s.get(Proposal, previous.id)
-        if row is None or row.image_id != image.id or row.user_id != actor.id:
-            raise InvalidInputError(
-                f"previous proposal {previous.id} is not one of your proposals on image {image.id}"
-            )
-        return row.mask_digest, list(row.origin), list(row.shape)
-    if isinstance(previous, FromAnnotation):
-        return s.scalar(
-            select(Revision.mask_digest)
-            .join(Annotation, Annotation.head_revision_id == Revision.id)
-            .where(Annotation.image_id == image.id, Annotation.owner_id == actor.id)
-        )
-    return None
-
-
-def _previous_mask(
-    ctx: Context,
-    previous: Previous | None,
-    source: tuple[str, list[int], list[int]] | str | None,
-    label: Label,
-    shape: tuple[int, int, int],
-    axis: int,
-    index: int | None,
-) -> np.ndarray | None:
-    """The previous mask as a boolean array of the image's shape (None: nothing)."""
-    out = np.zeros(shape, bool)
-    if isinstance(previous, FromProposal) and isinstance(source, tuple):
-        digest, origin, crop = source
-        out[_crop_slices(origin, crop, shape)] = decode_array(ctx.blobs.read_bytes(digest))
-    elif isinstance(previous, FromAnnotation):
-        if not isinstance(source, str):
-            return None  # no annotation or no mask yet
-        out = decode_array(ctx.blobs.read_bytes(source)) == label.value
-    elif isinstance(previous, FromPlane):
-        if index is None and shape[0] != 1:
-            raise InvalidInputError("a previous plane needs the slice: give axis and index")
-        at = 0 if index is None else index
-        plane_axis = 0 if index is None else axis
-        plane_shape = tuple(n for d, n in enumerate(shape) if d != plane_axis)
-        plane = decode_mask(
-            MaskEncoding.RAW_GZIP,
-            previous.data,
-            shape=plane_shape,
-            affine=np.eye(4),
-            dtype=previous.dtype,
-        )
-        where: list[slice | int] = [slice(None)] * 3
-        where[plane_axis] = at
-        out[tuple(where)] = plane != 0
-    else:
-        return None
-    return out if out.any() else None
-
-
-def _crop_slices(
-    origin: Sequence[int], crop: Sequence[int], shape: Sequence[int]
-) -> tuple[slice, ...]:
-    if (
-        len(origin) != 3
-        or len(crop) != 3
-        or any(o < 0 or n < 1 or o + n > m for o, n, m in zip(origin, crop, shape, strict=True))
-    ):
-        raise MedlabelError(
-            f"stored proposal box at {list(origin)} of shape {list(crop)} does not fit the "
-            f"image of shape {list(shape)}"
-        )
-    return tuple(slice(int(o), int(o) + int(n)) for o, n in zip(origin, crop, strict=True))
 
 
 def _check_fits(name: str, proposal: EngineProposal, shape: tuple[int, int, int]) -> None:
@@ -584,7 +419,7 @@ def proposal_mask(ctx: Context, row: Proposal) -> np.ndarray:
 def full_mask(ctx: Context, row: Proposal, shape: Sequence[int]) -> np.ndarray:
     """The proposal's mask pasted into a boolean array of the image's ``shape``."""
     out = np.zeros(tuple(int(n) for n in shape[:3]), bool)
-    out[_crop_slices(row.origin, row.shape, out.shape)] = proposal_mask(ctx, row)
+    out[crop_slices(row.origin, row.shape, out.shape)] = proposal_mask(ctx, row)
     return out
 
 
@@ -644,9 +479,32 @@ def decide(
         if not accept:
             _mark(rows, ProposalState.REJECTED, None)
             s.flush()
+            audit.record(
+                s,
+                actor,
+                AuditAction.PROPOSAL_REJECT,
+                target_type="image",
+                target_id=image_id,
+                project_id=image.project_id,
+                details={"proposals": wanted[:50], "count": len(wanted)},
+            )
             log.info("rejected proposals %s on image id=%s", wanted, image_id)
             return Decision(wanted)
         view = _accept(ctx, s, blobs, actor, image, rows, base_version, mode)
+        audit.record(
+            s,
+            actor,
+            AuditAction.PROPOSAL_ACCEPT,
+            target_type="image",
+            target_id=image_id,
+            project_id=image.project_id,
+            details={
+                "proposals": wanted[:50],
+                "count": len(wanted),
+                "annotation_id": view.annotation.id,
+                "mode": mode.value,
+            },
+        )
     log.info("accepted proposals %s as revision id=%s", wanted, view.head and view.head.id)
     return Decision(wanted, view)
 
@@ -708,6 +566,7 @@ def _accept(
                 f"you have no annotation on image {image.id} (your version {base_version}); "
                 "reload the image"
             )
+        claim_reading(s, actor, image)  # reader studies: a free reader slot or an assignment
         ann = Annotation(project_id=image.project_id, image_id=image.id, owner_id=actor.id)
         s.add(ann)
         try:
@@ -737,7 +596,7 @@ def _accept(
     else:
         mask = mask.astype(np.uint16, copy=False)
     mask = np.array(mask, copy=True)  # decoded arrays may be read-only
-    pieces = [(_crop_slices(p.origin, p.shape, shape), proposal_mask(ctx, p)) for p in rows]
+    pieces = [(crop_slices(p.origin, p.shape, shape), proposal_mask(ctx, p)) for p in rows]
     if mode == MergeMode.REPLACE:
         for sl, _ in pieces:
             region = mask[sl]
@@ -775,6 +634,8 @@ def _accept(
 
 
 __all__ = [
+    "MAX_POINTS",
+    "MAX_SCRIBBLE_RADIUS",
     "Decision",
     "EngineDescription",
     "FromAnnotation",

@@ -16,6 +16,8 @@ from medlabel.core.errors import (
     NotFoundError,
 )
 from medlabel.core.ids import utcnow
+from medlabel.security import audit
+from medlabel.security.audit import AuditAction
 from medlabel.security.passwords import check_policy, hash_password, needs_rehash, verify_password
 from medlabel.security.roles import Role
 from medlabel.security.tokens import TokenKind, new_token, token_hash
@@ -77,6 +79,14 @@ def create_user(
         )
         s.add(user)
         s.flush()
+        audit.record(
+            s,
+            actor,
+            AuditAction.USER_CREATE,
+            target_type="user",
+            target_id=user.id,
+            details={"role": role.value},
+        )
     log.info("created user id=%s role=%s", user.id, role.value)
     return user
 
@@ -126,6 +136,20 @@ def update_user(
             user.full_name = full_name[:200]
         if user.role != Role.ADMIN.value or not user.is_active:
             _keep_one_admin(s)
+        audit.record(
+            s,
+            actor,
+            AuditAction.USER_UPDATE,
+            target_type="user",
+            target_id=user.id,
+            details={
+                **audit.changed(
+                    role=role, is_active=is_active, password=password, full_name=full_name
+                ),
+                "role": user.role,
+                "is_active": user.is_active,
+            },
+        )
     ctx.forget_access()
     return user
 
@@ -159,32 +183,52 @@ def authenticate(ctx: Context, username: str, password: str) -> Principal:
     """
     settings = ctx.settings
     now = utcnow()
+    # failures are committed (audit row, failure count), then raised
+    failure: str | None = None
     with ctx.db.write() as s:
         user = s.scalar(select(User).where(func.lower(User.username) == username.lower()))
         if user is None:
             verify_password(_DUMMY_HASH, password)
-            raise AuthenticationError("wrong username or password")
-        if user.locked_until is not None and user.locked_until > now:
-            raise AuthenticationError(
-                "too many failed logins; this account is locked for a few minutes"
-            )
-        if not user.is_active or not verify_password(user.password_hash, password):
+            # the attempted name is not kept: it may be a mistyped password
+            audit.record(s, None, AuditAction.LOGIN_FAILED, details={"reason": "unknown_user"})
+            failure = "wrong username or password"
+        elif user.locked_until is not None and user.locked_until > now:
+            _login_failed(s, user, "locked")
+            failure = "too many failed logins; this account is locked for a few minutes"
+        elif not user.is_active or not verify_password(user.password_hash, password):
             user.failed_logins += 1
-            if user.failed_logins >= settings.login_max_failures:
+            locked = user.failed_logins >= settings.login_max_failures
+            if locked:
                 user.locked_until = now + dt.timedelta(seconds=settings.login_lockout_seconds)
                 user.failed_logins = 0
                 log.warning("locked user id=%s after repeated failed logins", user.id)
-            failed = True
+            reason = "wrong_password" if user.is_active else "inactive"
+            _login_failed(s, user, reason, locked=locked)
+            failure = "wrong username or password"
         else:
-            failed = False
             user.failed_logins = 0
             user.locked_until = None
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
-        principal = principal_of(user)
-    if failed:
-        raise AuthenticationError("wrong username or password")
+            principal = principal_of(user)
+            audit.record(s, principal, AuditAction.LOGIN, target_type="user", target_id=user.id)
+    if failure is not None:
+        raise AuthenticationError(failure)
     return principal
+
+
+def _login_failed(s: Session, user: User, reason: str, *, locked: bool = False) -> None:
+    details: dict[str, object] = {"reason": reason}
+    if locked:
+        details["locked"] = True
+    audit.record(
+        s,
+        principal_of(user),
+        AuditAction.LOGIN_FAILED,
+        target_type="user",
+        target_id=user.id,
+        details=details,
+    )
 
 
 def issue_token(
@@ -206,6 +250,11 @@ def issue_token(
             expires_at=utcnow() + ttl if ttl else None,
         )
         s.add(row)
+        if kind == TokenKind.API:
+            s.flush()
+            audit.record(
+                s, principal, AuditAction.TOKEN_CREATE, target_type="token", target_id=row.id
+            )
     return secret, row
 
 
@@ -241,11 +290,22 @@ def revoke_token(ctx: Context, secret: str) -> None:
     """Revoke the token with this secret (logout)."""
     ctx.forget_access()
     with ctx.db.write() as s:
-        s.execute(
-            update(AuthToken)
-            .where(AuthToken.token_hash == token_hash(secret), AuthToken.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
+        row = s.scalar(
+            select(AuthToken).where(
+                AuthToken.token_hash == token_hash(secret), AuthToken.revoked_at.is_(None)
+            )
         )
+        if row is None:
+            return
+        row.revoked_at = utcnow()
+        user = s.get(User, row.user_id)
+        if user is not None:
+            action = (
+                AuditAction.LOGOUT
+                if row.kind == TokenKind.SESSION.value
+                else AuditAction.TOKEN_REVOKE
+            )
+            audit.record(s, principal_of(user), action, target_type="token", target_id=row.id)
 
 
 def list_api_tokens(ctx: Context, principal: Principal) -> list[AuthToken]:
@@ -269,6 +329,7 @@ def revoke_api_token(ctx: Context, principal: Principal, token_id: int) -> None:
         if row is None or row.user_id != principal.id or row.kind != TokenKind.API.value:
             raise NotFoundError(f"API token {token_id} not found")
         row.revoked_at = utcnow()
+        audit.record(s, principal, AuditAction.TOKEN_REVOKE, target_type="token", target_id=row.id)
     ctx.forget_access()
 
 

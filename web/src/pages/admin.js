@@ -1,6 +1,7 @@
-// Admin page (administrators): users (create, role, activate/deactivate, password) and
-// project membership. Sections live in admin-users.js and admin-members.js and share the
-// user list through `env.users` / the "users-changed" event on `env.bus`.
+// Admin page (administrators): users (create, role, activate/deactivate, password),
+// project membership, and a link to the audit log (admin-audit.js). Sections live in
+// admin-users.js and admin-members.js and share the user list through `env.users` / the
+// "users-changed" event on `env.bus`.
 import { api } from "../api.js";
 import { el, errorBox, spinner } from "../components/dom.js";
 import { pageShell } from "../components/header.js";
@@ -9,7 +10,7 @@ import { mountUsers } from "./admin-users.js";
 
 export async function render(root, ctx) {
   const main = pageShell(root, ctx, { crumbs: [{ label: "Administration" }] });
-  main.append(el("div", { class: "page-head" }, el("div", { class: "spacer" }, el("h1", {}, "Administration"), el("p", { class: "subtitle" }, "Accounts, roles and who works on which project."))));
+  main.append(el("div", { class: "page-head" }, el("div", { class: "spacer" }, el("h1", {}, "Administration"), el("p", { class: "subtitle" }, "Accounts, roles and who works on which project.")), ctx.me.role === "admin" ? el("a", { class: "btn", href: "#/admin/audit", testid: "admin-audit-link" }, "Audit log →") : null));
   if (ctx.me.role !== "admin") {
     main.append(errorBox("This page is for administrators. Ask an administrator to change users or project membership."));
     return;

@@ -1,10 +1,12 @@
-// Exports (reviewers): choose a format and which revisions, export, download the zip;
+// Exports (reviewers): choose a format and which revisions, start an export job and follow
+// its progress (it runs in the background: the Jobs tab lists it too), download the zip;
 // list earlier exports of the project.
 import { api } from "../api.js";
 import { el, emptyState, errorBox, spinner } from "../components/dom.js";
 import { checkbox, field, input, select } from "../components/form.js";
 import { formatBytes, formatDate, plural } from "../components/format.js";
-import { toast } from "../components/toast.js";
+import { showError, toast } from "../components/toast.js";
+import { jobProgress, watchJob } from "./project-jobs.js";
 
 const FORMATS = [
   { value: "nifti", label: "NIfTI", hint: "Label masks as .nii.gz next to the images, in their geometry." },
@@ -73,7 +75,8 @@ function exportsTable(rows) {
 }
 
 export function mountExports(container, env) {
-  const { project } = env;
+  const { project, bus } = env;
+  let stopWatching = null;
   const format = select(FORMATS, { testid: "export-format" });
   const which = select(WHICH, { testid: "export-which" });
   const formatHint = el("span", { class: "field-hint" });
@@ -103,24 +106,66 @@ export function mountExports(container, env) {
     el("div", { class: "row" }, submit),
     result,
   );
+  const done = () => {
+    submit.disabled = false;
+    submit.textContent = "Export";
+    stopWatching = null;
+  };
+
+  // Follow the export job: progress and a Cancel button while it runs, then the result.
+  function follow(job) {
+    const cancel = el("button", { type: "button", class: "btn btn-small btn-danger", testid: "export-cancel" }, "Cancel");
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      try {
+        await api.post(`/jobs/${job.id}/cancel`);
+      } catch (err) {
+        showError(err);
+      }
+    });
+    const status = el("div", { class: "stack", testid: "export-job", dataset: { jobId: String(job.id) } });
+    result.replaceChildren(status);
+    stopWatching = watchJob(job.id, async (current, err) => {
+      if (err) {
+        result.replaceChildren(errorBox(err));
+        done();
+        return;
+      }
+      if (current.state === "queued" || current.state === "running") {
+        const what = current.state === "queued" ? "Waiting for a free worker…" : "Writing the export…";
+        status.replaceChildren(el("div", { class: "row" }, el("span", { class: "spacer" }, what), cancel), jobProgress(current));
+        return;
+      }
+      done();
+      bus.dispatchEvent(new Event("jobs-changed"));
+      if (current.state === "succeeded") {
+        const rows = await load();
+        const row = (rows || []).find((r) => r.id === current.result.export_id);
+        result.replaceChildren(row ? exportSummary(row) : el("div", { class: "alert alert-success" }, "Export ready."));
+        toast("Export ready", { kind: "success" });
+      } else if (current.state === "cancelled") {
+        result.replaceChildren(el("div", { class: "alert alert-warn" }, "The export was cancelled."));
+      } else {
+        result.replaceChildren(errorBox(current.error || "The export failed; see its log on the Jobs tab."));
+      }
+    });
+  }
+
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     submit.disabled = true;
     submit.textContent = "Exporting…";
-    result.replaceChildren(spinner("Writing the export…"));
+    result.replaceChildren(spinner("Starting the export…"));
+    const params = { format: format.value, which: which.value };
+    if (format.value === "nifti") params.include_images = images.querySelector("input").checked;
+    if (format.value === "nnunet") params.dataset_id = Number(datasetId.value) || 1;
     try {
-      const body = { format: format.value, which: which.value };
-      if (format.value === "nifti") body.include_images = images.querySelector("input").checked;
-      if (format.value === "nnunet") body.dataset_id = Number(datasetId.value) || 1;
-      const row = await api.post(`/projects/${project.id}/exports`, body);
-      result.replaceChildren(exportSummary(row));
-      toast("Export ready", { kind: "success" });
-      load();
+      const job = await api.post(`/projects/${project.id}/jobs`, { kind: "export", params });
+      bus.dispatchEvent(new Event("jobs-changed"));
+      follow(job);
     } catch (err) {
       result.replaceChildren(errorBox(err));
-    } finally {
-      submit.disabled = false;
-      submit.textContent = "Export";
+      done();
     }
   });
 
@@ -128,10 +173,13 @@ export function mountExports(container, env) {
     try {
       const rows = await api.get(`/projects/${project.id}/exports`);
       list.replaceChildren(rows.length ? exportsTable(rows) : emptyState("No exports yet."));
+      return rows;
     } catch (err) {
       list.replaceChildren(errorBox(err, load));
+      return null;
     }
   }
   container.append(form, el("section", { class: "section" }, el("h2", {}, "Earlier exports"), list));
   load();
+  return () => stopWatching && stopWatching();
 }

@@ -1,22 +1,35 @@
 // Project page: summary (progress by status, "Start labelling"), and tabs for the image
-// list, the label schema, imports (reviewers) and exports (reviewers). The tab panels live
-// in project-*.js; they talk through `bus` ("images-changed" after an import).
+// list, the label schema, the reader study and agreement dashboard, evaluation reports,
+// imports, exports and background jobs (reviewers); "My queue" for readers. The tab
+// panels live in project-*.js; they talk through `bus` ("images-changed" after an
+// import, "jobs-changed" after a job was started, "tab-shown" with the tab id when a
+// mounted panel is shown again).
 import { api } from "../api.js";
 import { el, errorBox, spinner } from "../components/dom.js";
 import { plural } from "../components/format.js";
 import { pageShell } from "../components/header.js";
 import { progressBar } from "../components/status.js";
 import { showError, toast } from "../components/toast.js";
+import { mountAgreement } from "./project-agreement.js";
+import { mountEvaluations } from "./project-evaluations.js";
 import { mountExports } from "./project-exports.js";
 import { mountImages } from "./project-images.js";
 import { mountImport } from "./project-import.js";
+import { mountJobs } from "./project-jobs.js";
 import { mountLabels } from "./project-labels.js";
+import { mountModels } from "./project-models.js";
+import { mountStudy, queueCard } from "./project-study.js";
 
 const TABS = [
   { id: "images", label: "Images", mount: mountImages },
   { id: "labels", label: "Labels", mount: mountLabels },
+  { id: "study", label: "Reader study", mount: mountStudy, reviewer: true },
+  { id: "agreement", label: "Agreement", mount: mountAgreement, reviewer: true },
+  { id: "evaluations", label: "Evaluations", mount: mountEvaluations, reviewer: true },
+  { id: "models", label: "Models", mount: mountModels, reviewer: true },
   { id: "import", label: "Import", mount: mountImport, reviewer: true },
   { id: "exports", label: "Exports", mount: mountExports, reviewer: true },
+  { id: "jobs", label: "Jobs", mount: mountJobs, reviewer: true },
 ];
 
 const DEID_LABELS = {
@@ -86,6 +99,8 @@ export async function render(root, ctx) {
   const isReviewer = project.role === "reviewer" || ctx.me.role === "admin";
   const bus = new EventTarget();
   const summary = el("div", {}, summaryCard(project, ctx));
+  // "My queue" for readers: always for annotators, for reviewers only when they owe work.
+  const queue = project.role === "viewer" ? null : queueCard(project, ctx, { hideWhenEmpty: isReviewer });
   const tabs = TABS.filter((t) => !t.reviewer || isReviewer);
   const tabKey = `medlabel:project-tab:${id}`;
   let current = sessionStorage.getItem(tabKey);
@@ -108,6 +123,8 @@ export async function render(root, ctx) {
         body.append(panels[t.id]);
         const cleanup = t.mount(panels[t.id], env);
         if (typeof cleanup === "function") cleanups.push(cleanup);
+      } else if (selected) {
+        bus.dispatchEvent(new CustomEvent("tab-shown", { detail: tid })); // panels may refresh
       }
       if (panels[t.id]) panels[t.id].hidden = !selected;
     }
@@ -136,6 +153,7 @@ export async function render(root, ctx) {
       el("span", { class: "badge badge-role", title: "Your role in this project" }, `You: ${project.role}`),
     ),
     summary,
+    queue,
     tabBar,
     body,
   );

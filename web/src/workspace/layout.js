@@ -16,7 +16,8 @@ const FILTER_NAMES = {
   edges: "Edges",
 };
 
-function section(title, testid, open = true) {
+/** A collapsible side-panel section: {el (details), body}. */
+export function section(title, testid, open = true) {
   const body = h("div", { class: "ws-section-body" });
   const el = h(
     "details",
@@ -54,7 +55,10 @@ export function buildLayout(root, { image, project, meta, ctx }) {
     testid: "submit-annotation",
     title: "Save and submit for review",
   });
-  r.next = button("Next image →", { testid: "next-image", title: "Next unlabelled image (Alt+N)" });
+  r.next = button("Next image →", {
+    testid: "next-image",
+    title: "Next image from your queue: returned work first (Alt+N)",
+  });
   r.help = button(icon("help"), {
     testid: "help",
     title: "Keyboard shortcuts (?)",

@@ -1,41 +1,13 @@
 // Boxes, points and positioned notes drawn on a 2D canvas over the viewer, on every
 // slice tile they intersect (boxes) or lie on (points, notes; within half a voxel), and
 // the AI tools' pending proposals (see proposal_overlay.js).
+import { CanvasLayer } from "./canvas_layer.js";
 import { boxCorners } from "./geometry.js";
 
-export class Overlay {
-  /**
-   * @param {HTMLCanvasElement} canvas  absolutely positioned over the viewer's canvas
-   * @param {object} ws  viewer, content, labelByName(name), isHidden(name), selection
-   */
-  constructor(canvas, ws) {
-    this.canvas = canvas;
-    this.ws = ws;
-    this.ctx = canvas.getContext("2d");
-    this.pending = false;
-  }
-
-  /** Repaint at the next animation frame (cheap to call often). */
-  schedule() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => {
-      this.pending = false;
-      this.draw();
-    });
-  }
-
-  draw() {
+// ws: viewer, content, labelByName(name), isHidden(name), selection
+export class Overlay extends CanvasLayer {
+  paint(ctx, dpr) {
     const { viewer } = this.ws;
-    const gl = viewer.canvas;
-    if (this.canvas.width !== gl.width || this.canvas.height !== gl.height) {
-      this.canvas.width = gl.width;
-      this.canvas.height = gl.height;
-    }
-    const ctx = this.ctx;
-    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
-    if (!viewer.nv?.volumes?.length) return;
-    const dpr = viewer.nv.uiData.dpr || 1;
     const content = this.ws.content.content;
     const sel = this.ws.selection || {};
     for (const tile of viewer.tiles()) {

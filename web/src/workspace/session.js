@@ -1,5 +1,6 @@
 // User-facing flows around the server: opening an annotation or a draft, save, submit,
-// conflicts (409), restore, next image. Nothing here overwrites someone else's save.
+// conflicts (409), restore. Nothing here overwrites someone else's save. ("Next" follows
+// the reader and review queues: review.js.)
 import { api, ApiError } from "../api.js";
 import { choose, toast, formatTime } from "./ui.js";
 
@@ -176,20 +177,5 @@ export async function restoreRevision(ws, rev) {
     } else {
       toast(`Restore failed: ${err.message}`, "error");
     }
-  }
-}
-
-export async function nextImage(ws) {
-  try {
-    await ws.persistence.flush();
-    if (ws.persistence.dirty) toast("Your unsaved changes are kept as a draft.", "info");
-    const next = await api.get(`/projects/${ws.image.project_id}/next-image?after=${ws.image.id}`);
-    if (!next || next.id === ws.image.id) {
-      toast("No other unlabelled image in this project.", "info");
-      return;
-    }
-    ws.navigate(`#/images/${next.id}`);
-  } catch (err) {
-    toast(`Next image: ${err.message}`, "error");
   }
 }

@@ -38,8 +38,10 @@ function table() {
     ],
     [
       "Esc",
-      "Reject proposals / stop propagating / Navigate tool / close",
-      (e) => e.key === "Escape" && ((ws) => ws.ai.escape() || ws.tools.select("navigate")),
+      "Cancel pinning a comment / reject proposals / stop propagating / Navigate tool / close",
+      (e) =>
+        e.key === "Escape" &&
+        ((ws) => ws.review?.composer.arm(false) || ws.ai.escape() || ws.tools.select("navigate")),
     ],
     [
       "1 … 9",
@@ -115,7 +117,7 @@ function table() {
     ],
     [
       "Alt+N",
-      "Next image",
+      "Next image from your queue (returned work first)",
       (e) => e.altKey && !e.ctrlKey && e.code === "KeyN" && ((ws) => ws.nextImage()),
     ],
     ["Ctrl+Enter", "Add the note being written", () => false],

@@ -18,9 +18,11 @@ import { installShortcuts, helpDialog } from "./shortcuts.js";
 import { AiTools } from "./ai_tools.js";
 import { installAiInput } from "./ai_input.js";
 import { ClassicalPanel } from "./classical_panel.js";
+import { Review } from "./review.js";
 import * as session from "./session.js";
 import { h, toast, formatTime, choose } from "./ui.js";
 import { fmt } from "./geometry.js";
+import { loadPendingProposals } from "./pending_proposals.js";
 
 const STYLESHEET = "/workspace/workspace.css";
 const STATE_NAMES = {
@@ -94,6 +96,8 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
     image,
     labels,
     meta,
+    project,
+    reviewer: project?.role === "reviewer", // reviewers (and admins) review and adjudicate
     me: ctx.me,
     r,
     navigate: ctx.navigate,
@@ -110,6 +114,7 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
   ws.viewer = new Viewer(r.canvas, image, {
     afterDraw: () => {
       ws.overlay.schedule();
+      ws.review?.overlay.schedule();
       ws.controls.update();
     },
     onDrawingChanged: (action) => ws.tools.onDrawingChanged(action),
@@ -139,6 +144,7 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
   ws.historyPanel = new HistoryPanel(ws, r.sections.history.body);
   ws.ai = new AiTools(ws, r.stage);
   ws.classicalPanel = new ClassicalPanel(ws, r.sections.tools.body);
+  ws.review = new Review(ws); // review queue, readings, comments, consensus
   const help = helpDialog();
   r.root.append(help);
 
@@ -186,7 +192,7 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
     redo: () => ws.history.redo(),
     save: () => session.save(ws),
     submit: () => session.submit(ws),
-    nextImage: () => session.nextImage(ws),
+    nextImage: () => ws.review.next(),
     restoreRevision: (rev) => session.restoreRevision(ws, rev),
     async restoreMyDraft() {
       const draft = await api.get(`/images/${image.id}/draft`);
@@ -314,6 +320,7 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
     ws.controls.wire();
     cleanups.push(installShortcuts(ws));
     cleanups.push(installAiInput(ws));
+    cleanups.push(ws.review.install());
     ws.labelsPanel.render();
     renderContent();
     showStatus();
@@ -349,10 +356,16 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
       ws.tools.select("navigate");
       ws.labelsPanel.render();
       r.root.dataset.state = "viewing";
-      await session.openAnnotation(ws, initial.mine);
+      const first = ws.review.initial(initial);
+      await session.openAnnotation(ws, first);
       mark("ready");
       r.root.dataset.state = "ready";
-      if (initial.draft) await session.offerDraft(ws, initial.draft, initial.mine);
+      ws.review.start().catch((err) => toast(`Review panels: ${err.message}`, "warn"));
+      loadPendingProposals(ws).catch((err) => toast(`Pending proposals: ${err.message}`, "warn"));
+      // my autosaved draft, if it is of the annotation shown (a reviewer's may be of a reading)
+      const draftOf = initial.draft?.annotation_id ?? null;
+      if (initial.draft && (first === initial.mine || draftOf === (first?.id ?? null)))
+        await session.offerDraft(ws, initial.draft, first);
     } catch (err) {
       if (err.name === "AbortError") return;
       console.warn(err);

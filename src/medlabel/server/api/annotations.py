@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from medlabel.annotation.content import AnnotationContent
-from medlabel.annotation.enums import AnnotationState, RevisionSource
+from medlabel.annotation.enums import AnnotationKind, AnnotationState, RevisionSource
 from medlabel.imaging.volume import Volume
 from medlabel.io.arrays import decode_array
 from medlabel.io.nifti import write_nifti
+from medlabel.security.audit import ImageReadKind
 from medlabel.server.api.masks import MaskIn, decode_mask_in
 from medlabel.server.deps import CtxDep, PrincipalDep
 from medlabel.services import annotations as svc
@@ -71,11 +72,13 @@ class AnnotationOut(BaseModel):
     project_id: int
     owner_id: int | None
     owner: str | None
+    kind: AnnotationKind = Field(description="reader, or consensus (no owner).")
     state: AnnotationState
     version: int
     head_revision_id: int | None
     approved_revision_id: int | None
     updated_at: dt.datetime
+    submitted_at: dt.datetime | None = Field(description="When it was last submitted.")
     head: RevisionOut | None
 
 
@@ -107,11 +110,13 @@ def annotation_out(view: svc.AnnotationView) -> AnnotationOut:
         project_id=a.project_id,
         owner_id=a.owner_id,
         owner=view.owner,
+        kind=AnnotationKind(a.kind),
         state=AnnotationState(a.state),
         version=a.version,
         head_revision_id=a.head_revision_id,
         approved_revision_id=a.approved_revision_id,
         updated_at=a.updated_at,
+        submitted_at=a.submitted_at,
         head=revision_out(view.head) if view.head else None,
     )
 
@@ -132,6 +137,7 @@ def _mask_response(
 ) -> Response:
     """A mask as ``raw-gzip`` (shape and dtype in headers) or as a ``.nii.gz`` on the
     image's grid (which viewers such as NiiVue load as a drawing)."""
+    images_svc.note_read(ctx, me, image_id, ImageReadKind.MASK)
     if encoding == MaskEncoding.RAW_GZIP:
         headers = {
             "X-Mask-Shape": ",".join(str(n) for n in mask.shape),
@@ -212,7 +218,8 @@ def restore(annotation_id: int, body: RestoreIn, ctx: CtxDep, me: PrincipalDep) 
 def transition(
     annotation_id: int, action: svc.Transition, body: VersionIn, ctx: CtxDep, me: PrincipalDep
 ) -> AnnotationOut:
-    """``submit`` for review, ``approve`` / ``reject`` (reviewers), ``reopen`` as draft."""
+    """``submit`` for review, ``approve`` (reviewers), ``reopen`` as draft. A rejection
+    needs comments: use ``POST /annotations/{id}/review``."""
     return annotation_out(svc.transition(ctx, me, annotation_id, action, body.base_version))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from medlabel.server.deps import CtxDep, PrincipalDep
 from medlabel.services import exports as svc
@@ -16,12 +16,8 @@ from medlabel.services import exports as svc
 router = APIRouter(tags=["exports"])
 
 
-class ExportIn(BaseModel):
-    format: svc.ExportFormat
-    which: svc.Which = svc.Which.LATEST
-    image_ids: list[int] | None = Field(default=None, max_length=100_000)
-    include_images: bool = Field(default=True, description="NIfTI: also write the images.")
-    dataset_id: int = Field(default=1, ge=1, le=999, description="nnU-Net dataset id.")
+class ExportIn(svc.ExportRequest):
+    """What to export (the same as the parameters of an ``export`` job)."""
 
 
 class ExportOut(BaseModel):
@@ -43,17 +39,11 @@ class ExportOut(BaseModel):
 async def create_export(
     project_id: int, body: ExportIn, ctx: CtxDep, me: PrincipalDep
 ) -> ExportOut:
-    """Export the project's annotations; download the zip from ``/exports/{id}/download``."""
+    """Export the project's annotations now, answering when the zip is ready; download it
+    from ``/exports/{id}/download``. For large projects start an ``export`` job instead
+    (``POST /projects/{id}/jobs``): it reports progress and can be cancelled."""
     row = await run_in_threadpool(
-        svc.export_archive,
-        ctx,
-        me,
-        project_id,
-        body.format,
-        which=body.which,
-        image_ids=body.image_ids,
-        include_images=body.include_images,
-        dataset_id=body.dataset_id,
+        svc.export_archive, ctx, me, project_id, body.format, **body.options()
     )
     return ExportOut.model_validate(row)
 

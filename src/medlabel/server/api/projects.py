@@ -7,6 +7,7 @@ import datetime as dt
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
+from medlabel.active import StrategyName
 from medlabel.annotation.enums import LabelKind
 from medlabel.annotation.schema import Code, LabelSpec
 from medlabel.security.deid import DeidOptions
@@ -14,6 +15,7 @@ from medlabel.security.roles import ProjectRole
 from medlabel.server.api.users import UserOut
 from medlabel.server.deps import CtxDep, PrincipalDep
 from medlabel.services import projects as svc
+from medlabel.services.assignments import MAX_READERS
 from medlabel.services.users import get_user
 from medlabel.storage.db.models import Label
 
@@ -29,6 +31,15 @@ class ProjectIn(BaseModel):
 class ProjectPatch(BaseModel):
     description: str | None = Field(default=None, max_length=10_000)
     deid: DeidOptions | None = None
+    readers_per_image: int | None = Field(
+        default=None, ge=1, le=MAX_READERS, description="Independent readers wanted per image."
+    )
+    blinded: bool | None = Field(
+        default=None, description="Readers below the reviewer role see only their own work."
+    )
+    active_strategy: StrategyName | None = Field(
+        default=None, description="How 'next image' orders unlabelled images (active learning)."
+    )
 
 
 class ProjectOut(BaseModel):
@@ -40,6 +51,9 @@ class ProjectOut(BaseModel):
     deid: DeidOptions
     counts: dict[str, int] = Field(description="Images per status.")
     total_images: int
+    readers_per_image: int
+    blinded: bool
+    active_strategy: str = "order"
 
 
 class MemberIn(BaseModel):
@@ -78,6 +92,9 @@ def _project_out(summary: svc.ProjectSummary) -> ProjectOut:
         deid=DeidOptions.model_validate(p.deid_options or {}),
         counts=summary.counts,
         total_images=sum(summary.counts.values()),
+        readers_per_image=p.readers_per_image,
+        blinded=p.blinded,
+        active_strategy=p.active_strategy,
     )
 
 
@@ -119,7 +136,16 @@ def get_project(project_id: int, ctx: CtxDep, me: PrincipalDep) -> ProjectOut:
 def update_project(
     project_id: int, body: ProjectPatch, ctx: CtxDep, me: PrincipalDep
 ) -> ProjectOut:
-    svc.update_project(ctx, me, project_id, description=body.description, deid_options=body.deid)
+    svc.update_project(
+        ctx,
+        me,
+        project_id,
+        description=body.description,
+        deid_options=body.deid,
+        readers_per_image=body.readers_per_image,
+        blinded=body.blinded,
+        active_strategy=body.active_strategy,
+    )
     return _project_out(svc.get_project(ctx, me, project_id))
 
 

@@ -8,6 +8,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from medlabel.io import dicom as dicom_io
+from medlabel.security import audit
+from medlabel.security.audit import AuditAction
 from medlabel.services.access import Principal
 from medlabel.services.blobrefs import unit_of_work
 from medlabel.services.imports.model import Run
@@ -119,4 +121,13 @@ def commit(run: Run, actor: Principal | None) -> tuple[ImportRecord, list[int]]:
                 ]  # fmt: skip
                 s.execute(insert(Instance), rows)
         record.counts = dict(run.counts, images=len(image_ids))
+        audit.record(
+            s,
+            actor,
+            AuditAction.IMAGE_IMPORT,
+            target_type="import",
+            target_id=record.id,
+            project_id=run.project.id,
+            details={k: int(v) for k, v in record.counts.items()},  # counts only, no names
+        )
     return record, image_ids

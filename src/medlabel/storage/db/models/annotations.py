@@ -31,6 +31,8 @@ class Annotation(Base):
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
     state: Mapped[str] = mapped_column(String(16), default="draft")
+    #: ``reader`` (one person's reading) or ``consensus`` (owner None), see AnnotationKind
+    kind: Mapped[str] = mapped_column(String(16), default="reader", server_default="reader")
     head_revision_id: Mapped[int | None] = mapped_column(
         ForeignKey("revisions.id", use_alter=True, ondelete="SET NULL"), default=None
     )
@@ -41,6 +43,8 @@ class Annotation(Base):
     version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: when it was last submitted for review (the review queue's order)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads it
 

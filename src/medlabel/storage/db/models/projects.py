@@ -26,6 +26,14 @@ class Project(Base):
     deid_secret: Mapped[str] = mapped_column(String(64))
     #: de-identification options (see medlabel.security.deid.DeidOptions)
     deid_options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: reader study: how many independent readers each image needs (1..20)
+    readers_per_image: Mapped[int] = mapped_column(default=1, server_default="1")
+    #: reader study: readers below the reviewer role see only their own annotations
+    blinded: Mapped[bool] = mapped_column(default=False, server_default="0")
+    #: active learning: how the reader queue orders open images (medlabel.active strategies)
+    active_strategy: Mapped[str] = mapped_column(
+        String(32), default="order", server_default="order"
+    )
 
 
 class ProjectMember(Base):

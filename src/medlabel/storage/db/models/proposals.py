@@ -46,6 +46,9 @@ class Proposal(Base):
     voxels: Mapped[int] = mapped_column(BigInteger, default=0)
     #: facts the engine reported (threshold chosen, iterations, score...)
     info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: pre-annotation: per-voxel uncertainty (0..1) of the cropped region, a uint8 array
+    #: scaled by 255 (medlabel.io.arrays.encode_array, compressed); None for other engines
+    uncertainty_digest: Mapped[str | None] = mapped_column(String(64), default=None)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     #: the revision an accepted proposal became
     revision_id: Mapped[int | None] = mapped_column(

@@ -113,18 +113,6 @@ def test_bad_option_and_arch(tmp_path: Path, coins: tuple[Path, Path], train_ext
     assert_one_line_error(code, err, "unknown architecture")
 
 
-def test_tasks_without_a_trainer_say_so(tmp_path: Path, train_extra: None) -> None:
-    from medlabel.engines.deep.tasks import task_available
-
-    if task_available("cls"):
-        pytest.skip("classification exists now")
-    code, _, err = run(
-        "train", "--task", "cls", "--images", str(tmp_path), "--labels", str(tmp_path / "l.csv"),
-        "--out", str(tmp_path / "m"),
-    )  # fmt: skip
-    assert_one_line_error(code, err, "not available yet")
-
-
 def test_predict_needs_a_model(tmp_path: Path, coins: tuple[Path, Path]) -> None:
     code, _, err = run(
         "predict", "--model", str(tmp_path), "--images", str(coins[0]), "--out", str(tmp_path / "p")

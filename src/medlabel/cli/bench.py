@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
+from medlabel.cli.bench_learn import learn
 from medlabel.cli.common import console, err_console, progress, reporting
 from medlabel.core.errors import InvalidInputError
 
 app = typer.Typer(help="Measure annotation engines on labelled data.", no_args_is_help=True)
+app.command("learn")(learn)
 
 
 def _labels(text: str | None) -> tuple[int, ...] | None:

@@ -44,7 +44,7 @@ class BarReporter:
         return None
 
 
-def _options(items: list[str]) -> dict[str, Any]:
+def parse_options(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -124,7 +124,7 @@ def train(
                 "onnx": not no_onnx,
             },
             options={
-                **_options(option or []),
+                **parse_options(option or []),
                 **({"cache_dir": str(cache_dir)} if cache_dir else {}),
             },
         )

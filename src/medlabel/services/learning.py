@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from medlabel.annotation.enums import LabelKind, ProposalState
+from medlabel.active.embedding import embedding as embedding  # re-exported for the jobs
+from medlabel.annotation.enums import LabelKind
 from medlabel.core.errors import InvalidInputError
 from medlabel.engines.deep.model_dir import TaskKind
 from medlabel.engines.deep.tasks import Example, TrainingSet
@@ -35,13 +36,11 @@ from medlabel.io.arrays import decode_array, encode_array
 from medlabel.services.blobrefs import unit_of_work
 from medlabel.services.context import Context
 from medlabel.services.images import pixels
+from medlabel.services.model_proposals import pending_proposal, replace_pending, store_score
 from medlabel.services.review import ReferenceSource, reference_revisions
-from medlabel.storage.db.models import Image, ImageScore, Label, ModelVersion, Proposal
+from medlabel.storage.db.models import Image, Label, ModelVersion, Proposal
 
 log = logging.getLogger(__name__)
-
-#: side of the thumbnail embedding used for diversity sampling (EMBED_SIDE² numbers)
-EMBED_SIDE = 8
 
 
 # training data ---------------------------------------------------------------------------
@@ -186,31 +185,6 @@ def unlabelled_images(s: Session, project_id: int) -> list[int]:
     return [i for i in ids if reference_revisions(s, i).source == ReferenceSource.NONE]
 
 
-def embedding(volume: Volume, side: int = EMBED_SIDE) -> list[float]:
-    """A short feature vector of an image: its middle plane (grey), block-averaged to
-    ``side × side`` and standardised (zero mean, unit norm).
-
-    Examples
-    --------
-    >>> v = Volume.from_spacing(np.arange(64.0).reshape(1, 8, 8), spacing=[1, 1, 1])
-    >>> len(embedding(v, 4))
-    16
-    """
-    arr = np.asarray(volume.array, np.float32)
-    plane = arr[arr.shape[0] // 2]
-    if plane.ndim == 3:
-        plane = plane.mean(axis=2)
-    rows = np.array_split(np.arange(plane.shape[0]), min(side, plane.shape[0]))
-    cols = np.array_split(np.arange(plane.shape[1]), min(side, plane.shape[1]))
-    small = np.zeros((side, side), np.float32)
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            small[i, j] = plane[np.ix_(r, c)].mean()
-    v = small.ravel() - small.mean()
-    norm = float(np.linalg.norm(v))
-    return [round(float(x), 5) for x in (v / norm if norm > 0 else v)]
-
-
 @dataclass
 class ImagePrediction:
     """What pre-annotation found on one image (arrays on the image's grid)."""
@@ -239,8 +213,6 @@ def store_prediction(
     label (replacing their pending proposals of the same model version there; proposals
     are personal, so each user decides on their own copy — the masks are stored once),
     and the image's score. Returns the new proposal ids."""
-    engine = f"model:{model.name}"[:100]
-    version = f"v{model.version}"
     fg = pred.labels > 0
     confidence = float(pred.max_probability[fg].mean()) if fg.any() else None
     created: list[int] = []
@@ -248,15 +220,7 @@ def store_prediction(
         image = s.get(Image, pred.image_id)
         if image is None:  # deleted meanwhile
             return []
-        s.execute(
-            delete(Proposal).where(
-                Proposal.image_id == pred.image_id,
-                Proposal.user_id.in_(list(user_ids)),
-                Proposal.engine_name == engine,
-                Proposal.engine_version == version,
-                Proposal.state == ProposalState.PENDING.value,
-            )
-        )
+        replace_pending(s, pred.image_id, user_ids, model)
         for value, name in sorted(label_names.items()):
             mask = pred.labels == value
             if not mask.any():
@@ -269,46 +233,32 @@ def store_prediction(
             mask_digest = blobs.put(encode_array(crop, compress=True)).digest
             unc_digest = blobs.put(encode_array(unc, compress=True)).digest
             for user_id in user_ids:
-                row = Proposal(
-                    project_id=image.project_id,
-                    image_id=image.id,
-                    user_id=user_id,
-                    engine_name=engine,
-                    engine_version=version,
-                    prompt={"preannotation": True, "model_id": model.id, "request": "whole image"},
-                    label=name,
-                    seconds=round(pred.seconds, 3),
-                    origin=[b.start for b in box],
-                    shape=[int(n) for n in crop.shape],
-                    mask_digest=mask_digest,
-                    uncertainty_digest=unc_digest,
+                info = {
+                    "model_id": model.id,
+                    "model_version": model.version,
+                    "confidence": round(label_conf, 4),
+                    "label_uncertainty": round(label_unc, 4),
+                    "uncertainty": round(pred.uncertainty, 4),
+                    "disagreement": round(pred.disagreement, 4),
+                    "samples": pred.samples,
+                }
+                row = pending_proposal(
+                    image, user_id, model, name, pred.seconds, [b.start for b in box],
+                    crop.shape, mask_digest, info, uncertainty_digest=unc_digest,
                     voxels=int(crop.sum()),
-                    info={
-                        "model_id": model.id,
-                        "model_version": model.version,
-                        "confidence": round(label_conf, 4),
-                        "label_uncertainty": round(label_unc, 4),
-                        "uncertainty": round(pred.uncertainty, 4),
-                        "disagreement": round(pred.disagreement, 4),
-                        "samples": pred.samples,
-                    },
-                    state=ProposalState.PENDING.value,
-                )
+                )  # fmt: skip
                 s.add(row)
                 s.flush()
                 created.append(row.id)
-        score = s.scalar(
-            select(ImageScore).where(
-                ImageScore.image_id == pred.image_id, ImageScore.model_id == model.id
-            )
+        store_score(
+            s,
+            image,
+            model,
+            uncertainty=pred.uncertainty,
+            confidence=confidence,
+            foreground=int(fg.sum()),
+            embedding=list(pred.embedding),
         )
-        if score is None:
-            score = ImageScore(project_id=image.project_id, image_id=image.id, model_id=model.id)
-            s.add(score)
-        score.uncertainty = float(pred.uncertainty)
-        score.confidence = confidence
-        score.foreground = int(fg.sum())
-        score.embedding = list(pred.embedding)
         s.flush()
     return created
 
@@ -322,9 +272,10 @@ def proposal_uncertainty(ctx: Context, row: Proposal) -> np.ndarray:
     InvalidInputError
         The proposal has no uncertainty map (it was not made by pre-annotation).
     """
-    if row.uncertainty_digest is None:
+    if row.uncertainty_digest is None or (row.info or {}).get("task") in ("cls", "det"):
         raise InvalidInputError(
-            f"proposal {row.id} has no uncertainty map (only pre-annotation proposals do)"
+            f"proposal {row.id} has no uncertainty map (only segmentation pre-annotation "
+            "proposals do; classification proposals have GET /api/proposals/{id}/saliency)"
         )
     out: np.ndarray = np.asarray(decode_array(ctx.blobs.read_bytes(row.uncertainty_digest)))
     return out.astype(np.uint8, copy=False)

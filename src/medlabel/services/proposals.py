@@ -440,7 +440,9 @@ def decide(
     if missing) as one new revision with ``source=engine``, the (last) proposal's engine
     name and version, and the prompt ``{"proposals": ids, "prompts": [...], ...}``; see
     :class:`MergeMode`. The annotation's content and other labels are kept. The actor's
-    autosaved draft is kept too: it holds work the proposal does not include.
+    autosaved draft is kept too: it holds work the proposal does not include. Proposals
+    of classification and detection models add classes or boxes to the content instead,
+    the mask kept (see :mod:`medlabel.services.model_proposals`).
 
     Parameters
     ----------
@@ -550,12 +552,15 @@ def _accept(
     base_version: int | None,
     mode: MergeMode,
 ) -> AnnotationView:
+    from medlabel.services import model_proposals
+
+    content_task = {model_proposals.proposal_task(p) for p in rows} - {"seg"}
     names = sorted({p.label for p in rows})
-    if len(names) > 1:
+    if len(names) > 1 and not content_task:
         raise InvalidInputError(
             f"accept proposals of one label at a time; these are for {', '.join(names)}"
         )
-    label = _mask_label(s, image.project_id, names[0])
+    label = _mask_label(s, image.project_id, names[0]) if not content_task else None
     labels = list(s.scalars(select(Label).where(Label.project_id == image.project_id)))
     ann = s.scalar(
         select(Annotation).where(Annotation.image_id == image.id, Annotation.owner_id == actor.id)
@@ -585,6 +590,8 @@ def _accept(
             )
         _check_version(s, ann, base_version)
         parent = s.get(Revision, ann.head_revision_id) if ann.head_revision_id else None
+    if label is None:  # classes or boxes of a classification or detection model
+        return _accept_content(s, actor, image, rows, ann, parent, mode)
     shape = _shape(image)
     value = int(label.value or 0)
     if parent is not None and parent.mask_digest is not None:
@@ -626,6 +633,49 @@ def _accept(
         digest,
         _mask_summary(mask),
         f"accepted {last.engine_name} proposal(s) {ids} for {label.name} ({mode.value})",
+    )
+    view = _commit_head(s, ann, rev)
+    _mark(rows, ProposalState.ACCEPTED, rev.id)
+    s.flush()
+    return view
+
+
+def _accept_content(
+    s: Session,
+    actor: Principal,
+    image: Image,
+    rows: list[Proposal],
+    ann: Annotation,
+    parent: Revision | None,
+    mode: MergeMode,
+) -> AnnotationView:
+    """Accept class or box proposals: one engine revision whose content gains them (see
+    :mod:`medlabel.services.model_proposals`), the mask kept."""
+    from medlabel.services.model_proposals import merge_content
+
+    change = merge_content(
+        s, image, parent.content if parent else None, rows, mode == MergeMode.REPLACE
+    )
+    last = rows[-1]
+    prompt = {
+        "proposals": [p.id for p in rows],
+        "prompts": [p.prompt for p in rows],
+        "engines": [f"{p.engine_name} {p.engine_version}" for p in rows],
+        "labels": sorted({p.label for p in rows}),
+        "mode": mode.value,
+    }
+    ids = ", ".join(str(p.id) for p in rows)
+    rev = _new_revision(
+        s,
+        ann,
+        parent,
+        actor,
+        RevisionSource.ENGINE,
+        EngineInfo(last.engine_name, last.engine_version, prompt),
+        change.content,
+        parent.mask_digest if parent else None,
+        parent.mask_summary if parent else {},
+        f"accepted {last.engine_name} proposal(s) {ids}: {change.message} ({mode.value})",
     )
     view = _commit_head(s, ann, rev)
     _mark(rows, ProposalState.ACCEPTED, rev.id)

@@ -5,6 +5,7 @@
 import { api } from "../api.js";
 import { decodeMask } from "./proposals_api.js";
 import { toast } from "./ui.js";
+import { proposalTask } from "./model_proposals.js";
 
 const pct = (x) => (typeof x === "number" ? `${Math.round(x * 100)}%` : "?");
 
@@ -12,9 +13,11 @@ const pct = (x) => (typeof x === "number" ? `${Math.round(x * 100)}%` : "?");
 export async function loadPendingProposals(ws) {
   const rows = await api.get(`/images/${ws.image.id}/proposals?state=pending`);
   const known = new Set(ws.ai.proposals.pending.map((p) => p.id));
+  // classes and boxes of classification and detection models: the Model proposals panel
+  ws.modelProposals?.set(rows.filter((r) => proposalTask(r) !== "seg"));
   let added = 0;
   for (const row of rows) {
-    if (known.has(row.id)) continue;
+    if (known.has(row.id) || proposalTask(row) !== "seg") continue;
     const full = await api.get(`/proposals/${row.id}`);
     full.data = await decodeMask(full.mask, full.shape);
     delete full.mask;

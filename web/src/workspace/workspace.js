@@ -23,6 +23,7 @@ import * as session from "./session.js";
 import { h, toast, formatTime, choose } from "./ui.js";
 import { fmt } from "./geometry.js";
 import { loadPendingProposals } from "./pending_proposals.js";
+import { ModelProposals } from "./model_proposals.js";
 
 const STYLESHEET = "/workspace/workspace.css";
 const STATE_NAMES = {
@@ -115,6 +116,7 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
     afterDraw: () => {
       ws.overlay.schedule();
       ws.review?.overlay.schedule();
+      ws.modelProposals?.overlay.schedule();
       ws.controls.update();
     },
     onDrawingChanged: (action) => ws.tools.onDrawingChanged(action),
@@ -145,6 +147,7 @@ function createWorkspace(root, ctx, { image, labels, meta, project }, early) {
   ws.ai = new AiTools(ws, r.stage);
   ws.classicalPanel = new ClassicalPanel(ws, r.sections.tools.body);
   ws.review = new Review(ws); // review queue, readings, comments, consensus
+  ws.modelProposals = new ModelProposals(ws); // pre-annotation: classes, boxes, maps
   const help = helpDialog();
   r.root.append(help);
 

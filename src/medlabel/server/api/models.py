@@ -136,3 +136,24 @@ def proposal_uncertainty_map(
     )
     response.headers["X-Uncertainty-Scale"] = "255"
     return response
+
+
+@router.get("/proposals/{proposal_id}/saliency", response_class=Response)
+def proposal_saliency_map(
+    proposal_id: int,
+    ctx: CtxDep,
+    me: PrincipalDep,
+    encoding: MaskEncoding = Query(default=MaskEncoding.RAW_GZIP),
+) -> Response:
+    """A classification proposal's saliency map (Grad-CAM or occlusion: where the
+    evidence for its class lies) on the image's grid, like the uncertainty map: uint8,
+    0 (none) .. 255 (strongest); ``raw-gzip`` (shape and dtype in headers) or ``nifti``.
+    422 for other proposals."""
+    from medlabel.services.model_proposals import proposal_saliency
+
+    view = proposals_svc.get_proposal(ctx, me, proposal_id)
+    heat = proposal_saliency(ctx, view.row)
+    response = _mask_response(ctx, me, view.row.image_id, heat, encoding, f"saliency-{proposal_id}")
+    response.headers["X-Saliency-Scale"] = "255"
+    response.headers["X-Saliency-Method"] = str(view.row.info.get("saliency_method", ""))
+    return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,19 @@ from medlabel.security.roles import Role
 from medlabel.server.app import create_app
 from medlabel.services.context import Context, open_context
 from medlabel.services.users import create_user
+from tests.support.orthanc import orthanc, orthanc_auth  # noqa: F401  (session Orthancs, on demand)
+from tests.support.postgres import (  # noqa: F401  (one PostgreSQL per session, on demand)
+    new_postgres_database,
+    postgres,
+    postgres_database,
+    suite_on_postgres,
+)
+from tests.support.seaweedfs import (  # noqa: F401  (one SeaweedFS per session, on demand)
+    BUCKET,
+    blobs_in,
+    seaweedfs,
+    suite_on_s3,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -26,6 +39,44 @@ def sample_file(name: str) -> Path:
     path = get_testdata_file(name, download=False)
     assert path is not None, f"pydicom test file {name} is not installed"
     return Path(str(path))
+
+
+@pytest.fixture(autouse=True)
+def _database_per_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``MEDLABEL_TEST_DB=postgresql``, every test that has a ``tmp_path`` (where its
+    medlabel home lives) gets a fresh PostgreSQL database through ``MEDLABEL_DATABASE_URL``,
+    so each ``Settings(home=...)`` of the suite — fixtures, CLI runs, restarted contexts —
+    uses it unchanged; by default they use SQLite files in their home."""
+    if suite_on_postgres() and "tmp_path" in request.fixturenames:
+        monkeypatch.setenv("MEDLABEL_DATABASE_URL", request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture(autouse=True)
+def _blobs_per_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``MEDLABEL_TEST_BLOBS=s3``, every test that has a ``tmp_path`` keeps its blobs
+    in SeaweedFS, under a prefix of its own (through ``MEDLABEL_BLOB_URL``)."""
+    if suite_on_s3() and "tmp_path" in request.fixturenames:
+        blobs_in(request.getfixturevalue("seaweedfs"), monkeypatch)
+
+
+@pytest.fixture
+def new_blob_url(request: pytest.FixtureRequest) -> Callable[[], str | None]:
+    """Factory for a test needing a second, separate blob store: ``Settings(home=other,
+    blob_url=new_blob_url())`` (None, i.e. a folder in that home, unless
+    ``MEDLABEL_TEST_BLOBS=s3``: then a new prefix in SeaweedFS)."""
+    if not suite_on_s3():
+        return lambda: None
+    server = request.getfixturevalue("seaweedfs")
+    return lambda: f"s3://{BUCKET}/{server.new_prefix()}"
+
+
+@pytest.fixture
+def new_database(request: pytest.FixtureRequest) -> Callable[[], str | None]:
+    """Factory for a test needing a second, separate database: ``Settings(home=other,
+    database_url=new_database())`` (None, i.e. SQLite in that home, unless on PostgreSQL)."""
+    if not suite_on_postgres():
+        return lambda: None
+    return request.getfixturevalue("new_postgres_database")  # type: ignore[no-any-return]
 
 
 @pytest.fixture

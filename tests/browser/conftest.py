@@ -61,6 +61,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
     if not (STATIC / "index.html").exists():
         _missing("the built web UI (run `npm ci && node build.mjs` in web/, or scripts/setup.sh)")
+    # on a MEDLABEL_TEST_DB=postgresql run its database is the test's (tests/conftest.py)
     settings = Settings(home=tmp_path / "home")
     ctx = open_context(settings)
     port = _free_port()

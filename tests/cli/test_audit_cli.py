@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -53,7 +55,9 @@ def test_verify_ok_then_tampered(tmp_path: Path) -> None:
     assert code == 1 and "row 3" in err and "content changed" in err
 
 
-def test_verify_names_missing_rows_and_uses_anchor(tmp_path: Path) -> None:
+def test_verify_names_missing_rows_and_uses_anchor(
+    tmp_path: Path, new_database: Callable[[], str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "h"
     _setup(home)
     anchor = run(home, "audit", "head")[1].split()[1]
@@ -62,6 +66,8 @@ def test_verify_names_missing_rows_and_uses_anchor(tmp_path: Path) -> None:
     assert code == 1 and "row 2" in err and "row missing" in err
 
     home2 = tmp_path / "h2"
+    if (url := new_database()) is not None:  # on PostgreSQL: a second home's own database
+        monkeypatch.setenv("MEDLABEL_DATABASE_URL", url)
     _setup(home2)
     anchor = run(home2, "audit", "head")[1].split()[1]
     _sql(home2, "DELETE FROM audit_events WHERE id = 4")

@@ -11,7 +11,8 @@ from medlabel.core.errors import ConfigurationError
 from medlabel.core.settings import Settings
 
 
-def test_defaults_live_under_home(tmp_path: Path) -> None:
+def test_defaults_live_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDLABEL_DATABASE_URL", raising=False)  # set on a PostgreSQL run
     s = Settings(home=tmp_path)
     assert s.resolved_database_url == f"sqlite:///{tmp_path / 'medlabel.db'}"
     assert s.resolved_blob_dir == tmp_path / "blobs"

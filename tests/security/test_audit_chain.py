@@ -79,9 +79,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def chained(template: Path, settings: Settings) -> Iterator[Context]:
-    """A fresh copy of the chained log, to tamper with."""
+    """A fresh copy of the chained log, to tamper with (built anew in the test's own
+    database on a PostgreSQL run: the template's log is in its SQLite file)."""
     shutil.copytree(template, settings.home)
     ctx = open_context(settings)
+    if not ctx.db.is_sqlite:
+        _build(ctx)
     yield ctx
     ctx.close()
 

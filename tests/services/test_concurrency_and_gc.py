@@ -76,7 +76,8 @@ def test_gc_removes_only_old_orphans(ctx: Context, age: float) -> None:
     used = set(ctx.blobs.iter_digests())
     orphan = ctx.blobs.put_bytes(b"left by an interrupted import").digest
     path = ctx.blobs.local_path(orphan)
-    assert path is not None
+    if path is None:  # MEDLABEL_TEST_BLOBS=s3; GC on S3: tests/storage/test_s3_blob_store.py
+        pytest.skip("ages a blob through its file's mtime: local folder store only")
     old = time.time() - 7200
     os.utime(path, (old, old))
     fresh = ctx.blobs.put_bytes(b"an import in progress").digest

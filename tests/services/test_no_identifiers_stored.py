@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from sqlalchemy import inspect, text
 
 from medlabel.security.deid import DeidOptions
 from medlabel.services.context import Context
@@ -66,6 +67,21 @@ def _identifiers(paths: list[Path]) -> set[str]:
     return {f for f in found if not any(f in k for k in kept)}
 
 
+def _database_bytes(ctx: Context) -> bytes:
+    """Everything the database holds: on SQLite every byte of the file (WAL checkpointed,
+    so freed pages count too); on a server every row of every table, as text."""
+    if not ctx.db.is_sqlite:
+        with ctx.db.read() as s:
+            tables = inspect(s.connection()).get_table_names()
+            rows = [s.execute(text(f'SELECT t::text FROM "{t}" t')).scalars() for t in tables]
+            return "\n".join(r for table in rows for r in table).encode()
+    db_file = ctx.settings.home / "medlabel.db"
+    ctx.db.dispose()
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db_file.read_bytes()
+
+
 @pytest.mark.parametrize("shift_dates", [False, True])
 def test_identifiers_are_nowhere(
     ctx: Context, caplog: pytest.LogCaptureFixture, shift_dates: bool
@@ -78,12 +94,7 @@ def test_identifiers_are_nowhere(
         summary = import_paths(ctx, None, project.id, paths)
     assert len(summary.image_ids) == len(FILES)
 
-    # database: checkpoint the WAL, then read every byte of the file
-    db_file = ctx.settings.home / "medlabel.db"
-    ctx.db.dispose()
-    with sqlite3.connect(db_file) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    blobs = [db_file.read_bytes()]
+    blobs = [_database_bytes(ctx)]
     blobs += [ctx.blobs.read_bytes(d) for d in ctx.blobs.iter_digests()]
     logs = "\n".join(r.getMessage() for r in caplog.records)
     for secret in sorted(secrets):

@@ -4,6 +4,7 @@ stores."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +40,17 @@ def _series(folder: Path, n: int) -> Path:
 
 
 @pytest.mark.slow
-def test_worker_processes_store_the_same_as_in_process(tmp_path: Path) -> None:
+def test_worker_processes_store_the_same_as_in_process(
+    tmp_path: Path, new_database: Callable[[], str | None]
+) -> None:
     folder = _series(tmp_path / "series", PARALLEL_FROM + 8)
     (folder / "broken.dcm").write_bytes(b"DICM" + b"\0" * 200)  # one bad file, skipped
     results = {}
     for workers in (1, 2):
-        ctx = open_context(Settings(home=tmp_path / f"home{workers}", import_workers=workers))
+        settings = Settings(
+            home=tmp_path / f"home{workers}", database_url=new_database(), import_workers=workers
+        )
+        ctx = open_context(settings)
         try:
             project = create_project(ctx, None, "P")
             summary = import_paths(

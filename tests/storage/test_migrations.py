@@ -1,4 +1,7 @@
-"""Alembic migrations build exactly the schema the models declare."""
+"""Alembic migrations build exactly the schema the models declare.
+
+These use SQLite files on purpose in every run (the embedded default, its batch
+migrations and WAL mode); tests/storage/test_postgres.py does the same on PostgreSQL."""
 
 from __future__ import annotations
 

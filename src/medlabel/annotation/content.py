@@ -8,7 +8,7 @@ checks labels and bounds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -251,7 +251,12 @@ def check_mask(mask: np.ndarray, *, shape: Sequence[int], values: Mapping[int, s
         )
     if mask.dtype.kind not in "ui":
         raise InvalidInputError(f"mask must hold integer label values; got dtype {mask.dtype}")
-    present = np.unique(mask)
+    check_mask_values(np.unique(mask), values)
+
+
+def check_mask_values(present: Iterable[int], values: Mapping[int, str]) -> None:
+    """Raise :class:`InvalidInputError` naming the label values in ``present`` that are
+    not mask labels (``values``); 0 (background) is always allowed."""
     unknown = [int(v) for v in present if v != 0 and int(v) not in values]
     if unknown:
         known = ", ".join(f"{n}={v}" for v, n in sorted(values.items())) or "none defined yet"

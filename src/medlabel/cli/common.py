@@ -52,13 +52,14 @@ def settings_for(home: Path | None, **overrides: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def opened(home: Path | None, **overrides: Any) -> Iterator[Context]:
-    """Open the context for a command; errors end the command with a one-line reason."""
+def opened(home: Path | None, *, migrate: bool = True, **overrides: Any) -> Iterator[Context]:
+    """Open the context for a command; errors end the command with a one-line reason.
+    ``migrate=False`` leaves the database schema as it is (``medlabel restore``)."""
     from medlabel.security.audit import origin_scope
     from medlabel.services.context import open_context
 
     with reporting(), origin_scope(cli_origin()):
-        ctx = open_context(settings_for(home, **overrides))
+        ctx = open_context(settings_for(home, **overrides), migrate=migrate)
         try:
             yield ctx
         finally:
@@ -105,8 +106,8 @@ def progress() -> Progress:
     )
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def setup_logging(verbose: bool, log_format: str | None = None) -> None:
+    """Log to stderr, as text or JSON lines (default: ``MEDLABEL_LOG_FORMAT``)."""
+    from medlabel.core.logs import configure_logging
+
+    configure_logging(logging.DEBUG if verbose else logging.WARNING, log_format)

@@ -23,7 +23,10 @@ from medlabel.cli.common import (
 )
 from medlabel.cli.evaluate import evaluate as evaluate_command
 from medlabel.cli.jobs import app as jobs_app
+from medlabel.cli.ops import register as register_ops
+from medlabel.cli.pacs import app as pacs_app
 from medlabel.cli.projects import labels_app, members_app, projects_app
+from medlabel.cli.receive import receive, routes_app, start_beside_workers
 from medlabel.cli.train import register as register_training
 from medlabel.cli.users import app as users_app
 
@@ -39,13 +42,17 @@ app.add_typer(members_app, name="members")
 app.add_typer(users_app, name="users")
 app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(pacs_app, name="pacs")
 app.add_typer(audit_app, name="audit")
+app.add_typer(routes_app, name="routes")
+app.command("receive")(receive)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 annotations_app = typer.Typer(help="Import existing annotations.", no_args_is_help=True)
 app.add_typer(annotations_app, name="annotations")
 app.command("eval")(evaluate_command)
 register_training(app)  # train, predict
+register_ops(app)  # backup, restore, migrate-db
 
 
 def _version(value: bool) -> None:
@@ -222,6 +229,7 @@ def serve(
     """Start the web server (API and browser UI)."""
     import uvicorn
 
+    from medlabel.core.logs import uvicorn_log_config
     from medlabel.server.app import create_app
     from medlabel.services.context import open_context
 
@@ -229,17 +237,22 @@ def serve(
         settings = settings_for(home, host=host, port=port, prestart_workers=True)
         open_context(settings).close()  # migrate and check before forking workers
     console.print(f"medlabel {__version__} serving {settings.home} at http://{host}:{port}/")
+    log_config = uvicorn_log_config(settings.log_format)  # JSON lines when configured
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_config=log_config, access_log=False
+        )
     else:
         os.environ["MEDLABEL_HOME"] = str(settings.home)
+        start_beside_workers(settings, workers)  # the DICOM receiver, if any
         uvicorn.run(
             "medlabel.server.factory:app_from_env",
             factory=True,
             host=host,
             port=port,
             workers=workers,
-            log_level="info",
+            log_config=log_config,
+            access_log=False,
         )
 
 

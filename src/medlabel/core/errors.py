@@ -71,6 +71,15 @@ class PermissionDeniedError(MedlabelError):
     code = "permission_denied"
 
 
+class RemoteServiceError(MedlabelError):
+    """A remote service the request needs (a PACS) could not be reached, refused our
+    credentials or failed (HTTP 424 Failed Dependency: a 4xx, since the fix is usually
+    in the caller's connection settings; ``details`` name the service and its status)."""
+
+    status_code = 424
+    code = "remote_service_failed"
+
+
 class MissingDependencyError(MedlabelError):
     """An optional extra is needed for this feature (HTTP 501)."""
 

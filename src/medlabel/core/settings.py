@@ -89,6 +89,53 @@ class Settings(BaseSettings):
         "interrupted (its process died); at least 3 heartbeats.",
     )
 
+    # scale-out: object storage, database pool, cluster, PACS receiver, logs
+    blob_url: str | None = Field(
+        default=None,
+        description="Object storage for blobs instead of blob_dir, e.g. s3://bucket/prefix "
+        "(credentials from the usual AWS_* variables or the s3_* settings).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint of a non-AWS server, e.g. http://127.0.0.1:8333."
+    )
+    s3_region: str | None = Field(default=None, description="S3 region name.")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id.")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret key.")
+    db_pool_size: int = Field(
+        default=10, ge=1, le=1000, description="Pooled connections (PostgreSQL and other servers)."
+    )
+    db_max_overflow: int = Field(
+        default=20, ge=0, le=1000, description="Connections opened beyond the pool under load."
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="Run background jobs on this Ray cluster (e.g. 127.0.0.1:6380 or "
+        "ray://host:10001) instead of threads of the server process.",
+    )
+    dicom_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Listen for DICOM C-STORE on this port (studies routed to projects by "
+        "called AE title); off when unset.",
+    )
+    dicom_ae_title: str = Field(
+        default="MEDLABEL", min_length=1, max_length=16, description="The receiver's AE title."
+    )
+    dicom_host: str | None = Field(
+        default=None, description="Address the DICOM receiver listens on; default: host."
+    )
+    dicom_idle_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="The receiver imports a study this long after its last instance arrived "
+        "if the sender keeps the association open (else when the association ends).",
+    )
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$", description="Log lines: text or json."
+    )
+
     # annotation engines
     preload_engines: list[str] = Field(
         default_factory=lambda: ["litemedsam"],

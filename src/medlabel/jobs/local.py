@@ -102,6 +102,14 @@ class LocalExecutor:
         if self._monitor is not None:
             self._monitor.join(1.0)
 
+    def health(self) -> str | None:
+        """None while this executor takes jobs, else why not (the readiness check)."""
+        if self._stopping.is_set():
+            return "the job executor is shutting down"
+        if self._monitor is not None and not self._monitor.is_alive():
+            return "the job executor's monitor thread has stopped"
+        return None
+
     # -- recovery ---------------------------------------------------------------------
 
     def recover(self) -> store.Recovery:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from medlabel.core.errors import MedlabelError
+from medlabel.core.logs import log_context
 from medlabel.jobs import store
 from medlabel.jobs.reporter import DbReporter, JobCancelled, LogLevel
 from medlabel.jobs.spec import JobEnv, JobInfo
@@ -20,6 +21,7 @@ from medlabel.jobs.state import JobState
 from medlabel.storage.db.models import Job
 
 if TYPE_CHECKING:
+    from medlabel.jobs.batches import BatchMapper
     from medlabel.services.context import Context
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ def run_job(
     stopping: threading.Event | None = None,
     claimed: bool = False,
     min_interval: float = 0.5,
+    mapper: BatchMapper | None = None,
 ) -> JobState | None:
     """Run one attempt of a job in this thread and record how it ended.
 
@@ -108,6 +111,9 @@ def run_job(
         kinds) or failed as interrupted, not marked cancelled.
     min_interval
         Seconds between progress writes.
+    mapper
+        Where the job's :meth:`~medlabel.jobs.spec.JobEnv.map_batches` runs batches
+        (None: inline, in this thread).
 
     Returns
     -------
@@ -117,7 +123,7 @@ def run_job(
     """
     worker = store.worker_id()
     event = cancel_event or threading.Event()
-    with _registered(job_id):
+    with _registered(job_id), log_context(job_id=job_id):  # job_id on its log records
         if claimed:
             with ctx.db.read() as s:
                 row = s.get(Job, job_id)
@@ -133,7 +139,7 @@ def run_job(
             ctx.db, job_id, info.attempt, cancel_event=event, min_interval=min_interval
         )
         with _Heartbeat(reporter, ctx.settings.job_heartbeat_seconds):
-            outcome = _attempt(ctx, info, reporter)
+            outcome = _attempt(ctx, info, reporter, mapper)
         state, result, error, line, level = outcome
         try:
             reporter.flush()  # (also reads whether a user asked for the cancellation)
@@ -167,12 +173,15 @@ def run_job(
 _Outcome = tuple[JobState, "dict[str, Any] | None", "str | None", str, LogLevel]
 
 
-def _attempt(ctx: Context, info: JobInfo, reporter: DbReporter) -> _Outcome:
+def _attempt(
+    ctx: Context, info: JobInfo, reporter: DbReporter, mapper: BatchMapper | None = None
+) -> _Outcome:
     try:
         kind = ctx.job_kinds.get(info.kind)
         params = kind.parse(info.params)
         reporter.check_cancelled()
-        result = kind.run(JobEnv(ctx=ctx, job=info), params, reporter) or {}
+        env = JobEnv(ctx=ctx, job=info, mapper=mapper)
+        result = kind.run(env, params, reporter) or {}
         if not isinstance(result, dict):
             raise TypeError(f"a job's result must be a dict, not {type(result).__name__}")
         json.dumps(result)  # must be storable

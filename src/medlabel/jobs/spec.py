@@ -10,7 +10,7 @@ queued it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -21,10 +21,13 @@ from medlabel.jobs.reporter import Reporter
 from medlabel.security.roles import ProjectRole
 
 if TYPE_CHECKING:
+    from medlabel.jobs.batches import BatchMapper, BatchRun, WorkerFactory
     from medlabel.services.access import Principal
     from medlabel.services.context import Context
 
 P = TypeVar("P", bound=BaseModel)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,27 @@ class JobEnv:
 
     ctx: Context
     job: JobInfo
+    #: where :meth:`map_batches` runs batches (set by the executor; None: inline)
+    mapper: BatchMapper | None = None
+
+    def map_batches(
+        self,
+        factory: WorkerFactory[T, R],
+        items: Sequence[T],
+        *,
+        batch_size: int = 8,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> BatchRun[T, R]:
+        """Run a worker over ``items`` in batches: inline here, or spread over the
+        cluster's workers (each built once) on the Ray executor; see
+        :mod:`medlabel.jobs.batches`. ``cancelled`` (e.g. ``reporter.cancelled``) is
+        polled while waiting for batches."""
+        from medlabel.jobs.batches import InlineMapper
+
+        mapper = self.mapper or InlineMapper()
+        return mapper.map_batches(
+            self.ctx, factory, items, batch_size=batch_size, cancelled=cancelled
+        )
 
     @property
     def project_id(self) -> int:

@@ -12,11 +12,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from medlabel import __version__
 from medlabel.core.settings import Settings
+from medlabel.server.access import AccessLogMiddleware
 from medlabel.server.api import (
     agreement,
     assignments,
     audit,
     auth,
+    dicom_routes,
     engines,
     evaluations,
     exports,
@@ -31,6 +33,7 @@ from medlabel.server.api import (
     users,
 )
 from medlabel.server.api import annotations as annotations_api
+from medlabel.server.api import pacs as pacs_api
 from medlabel.server.errors import install_error_handlers
 from medlabel.server.limits import BodyLimitMiddleware
 from medlabel.server.origin import AuditOriginMiddleware
@@ -54,6 +57,12 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        receiver = None
+        if settings.dicom_port is not None:  # C-STORE receiver; `serve --workers N` runs its own
+            from medlabel.services.receiver import Receiver
+
+            receiver = Receiver(context)
+            await run_in_threadpool(receiver.start)
         # settle jobs a dead process left running, run the queued ones
         await run_in_threadpool(context.start_jobs)
         if settings.prestart_workers:
@@ -68,6 +77,8 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
             )
             preloader.start()
         yield
+        if receiver is not None:
+            await run_in_threadpool(receiver.stop)
         if preloader is not None:
             # a process must not exit while a thread is still loading native libraries
             # (PyTorch aborts with "terminate called without an active exception")
@@ -112,6 +123,7 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
         other_limit=settings.max_json_bytes,
     )
     app.add_middleware(AuditOriginMiddleware)  # client address for the audit log
+    app.add_middleware(AccessLogMiddleware)  # outermost: request id, one line per request
     routers = (
         health,
         auth,
@@ -120,11 +132,13 @@ def create_app(settings: Settings, *, ctx: Context | None = None) -> FastAPI:
         images,
         assignments,
         agreement,
+        pacs_api,  # before annotations: POST /annotations/{id}/push
         review,  # before annotations: its POST /annotations/{id}/{action} would match first
         annotations_api,
         proposals,
         engines,
         imports,
+        dicom_routes,
         exports,
         evaluations,
         models,

@@ -12,7 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from medlabel.annotation.content import AnnotationContent, check_mask, normalize_content
+from medlabel.annotation.content import (
+    AnnotationContent,
+    check_mask,
+    check_mask_values,
+    normalize_content,
+)
 from medlabel.annotation.enums import (
     AnnotationKind,
     AnnotationState,
@@ -33,7 +38,7 @@ from medlabel.security.audit import AuditAction
 from medlabel.security.roles import ProjectRole
 from medlabel.services.access import Principal, project_role, require_project
 from medlabel.services.assignments import claim_reading
-from medlabel.services.blobrefs import unit_of_work
+from medlabel.services.blobrefs import BlobTransaction, unit_of_work
 from medlabel.services.context import Context
 from medlabel.services.drafts import drop_draft
 from medlabel.storage.db.models import Annotation, Image, Label, Project, Revision, User
@@ -92,8 +97,14 @@ def _annotation(s: Session, actor: Principal, annotation_id: int, need: ProjectR
     """An annotation the actor may see, with at least project role ``need``.
 
     In a blinded project only reviewers (and admins) see other people's annotations; to
-    everyone else they do not exist (404), nor do their revisions, masks or comments."""
-    ann = s.get(Annotation, annotation_id)
+    everyone else they do not exist (404), nor do their revisions, masks or comments.
+
+    Annotator access is for changing it: the row is then locked until the transaction
+    ends (``SELECT ... FOR UPDATE``; SQLite's write transaction holds the database lock
+    already), so a concurrent save waits and then sees the new version — a conflict —
+    instead of both writing revision ``n + 1``."""
+    lock = need.at_least(ProjectRole.ANNOTATOR)
+    ann = s.get(Annotation, annotation_id, with_for_update=lock, populate_existing=lock)
     if ann is None:
         raise NotFoundError(f"annotation {annotation_id} not found")
     project = require_project(s, actor, ann.project_id, need)
@@ -201,7 +212,11 @@ def save_annotation(
     """
     if source is None:
         source = RevisionSource.ENGINE if engine else RevisionSource.HUMAN
-    with unit_of_work(ctx.db, ctx.blobs) as (s, blobs):
+    tx = BlobTransaction(ctx.blobs)
+    prepared = (
+        _prepare_mask(ctx, actor, image_id, mask, tx) if isinstance(mask, np.ndarray) else None
+    )
+    with unit_of_work(ctx.db, ctx.blobs, tx) as (s, _):
         image = _image(s, actor, image_id, ProjectRole.ANNOTATOR)
         labels = _labels(s, image.project_id)
         kinds = {lab.name: LabelKind(lab.kind) for lab in labels}
@@ -221,13 +236,12 @@ def save_annotation(
         if isinstance(mask, Keep):
             mask_digest = parent.mask_digest if parent else None
             summary = parent.mask_summary if parent else {}
-        elif mask is None:
+        elif prepared is None:  # mask None: the revision has no mask
             mask_digest, summary = None, {}
         else:
-            check_mask(mask, shape=image.shape, values=_mask_values(labels))
-            mask = mask.astype(np.uint8 if mask.max(initial=0) < 256 else np.uint16, copy=False)
-            mask_digest = blobs.put(encode_array(mask, compress=True)).digest
-            summary = _mask_summary(mask)
+            # the schema may have changed since the mask was checked: cheap re-check
+            check_mask_values(prepared.values, _mask_values(labels))
+            mask_digest, summary = prepared.digest, prepared.summary
         drop_draft(s, image_id, actor.id)  # the draft has become a revision
         rev = _new_revision(
             s,
@@ -255,9 +269,42 @@ def save_annotation(
     return view
 
 
+@dataclass(frozen=True)
+class _PreparedMask:
+    digest: str
+    summary: dict[str, Any]
+    values: tuple[int, ...]
+
+
+def _prepare_mask(
+    ctx: Context, actor: Principal, image_id: int, mask: np.ndarray, tx: BlobTransaction
+) -> _PreparedMask:
+    """Check, encode and store a mask before the write transaction begins: the slow part
+    of a save (hundreds of ms for a large volume) must not hold the database's write
+    lock, or concurrent writers queue behind it (SQLite) and time out."""
+    try:
+        with ctx.db.read() as s:
+            image = _image(s, actor, image_id, ProjectRole.ANNOTATOR)
+            shape, values = tuple(image.shape), _mask_values(_labels(s, image.project_id))
+        check_mask(mask, shape=shape, values=values)
+        mask = mask.astype(np.uint8 if mask.max(initial=0) < 256 else np.uint16, copy=False)
+        summary = _mask_summary(mask)
+        digest = tx.put(encode_array(mask, compress=True)).digest
+    except BaseException:
+        if tx.created:
+            with ctx.db.read() as s:
+                tx.rollback(s)
+        raise
+    present = tuple(int(v) for v in summary["voxels"])
+    return _PreparedMask(digest, summary, present)
+
+
 def _create_annotation(
     s: Session, actor: Principal, image: Image, kind: AnnotationKind
 ) -> Annotation:
+    # one creator per image at a time (the row lock waits for the others' commits), so
+    # the check below sees their annotations: the consensus one has no unique owner
+    s.execute(select(Image.id).where(Image.id == image.id).with_for_update())
     if kind == AnnotationKind.CONSENSUS:
         require_project(s, actor, image.project_id, ProjectRole.REVIEWER)
         mine = Annotation.kind == kind.value

@@ -117,7 +117,7 @@ def unit_of_work(
         with db.write() as session:
             yield session, tx
             if tx.created:  # new files must be durable before rows refer to them
-                blobs.sync()
+                blobs.sync(tx.created)
     except BaseException:
         if tx.created:
             with db.read() as s:

@@ -15,7 +15,8 @@ from medlabel.core.errors import NotFoundError
 from medlabel.core.settings import Settings
 from medlabel.security.audit import ImageReadLog
 from medlabel.services.volumes import VolumeCache
-from medlabel.storage.blob import BlobStore, LocalBlobStore
+from medlabel.storage.blob import BlobStore
+from medlabel.storage.blob.factory import open_blob_store
 from medlabel.storage.db.engine import Database
 from medlabel.storage.db.migrate import upgrade
 
@@ -102,13 +103,19 @@ class Context:
 
     @property
     def executor(self) -> Executor:
-        """Where submitted jobs run: threads of this process (created on first use)."""
+        """Where submitted jobs run (created on first use): the Ray cluster at
+        ``settings.ray_address`` if set, else threads of this process."""
         if self._executor is None:
             with self._jobs_lock:
                 if self._executor is None:
-                    from medlabel.jobs.local import LocalExecutor
+                    if self.settings.ray_address:
+                        from medlabel.jobs.ray_executor import RayExecutor
 
-                    self._executor = LocalExecutor(self, workers=self.settings.job_workers)
+                        self._executor = RayExecutor(self)
+                    else:
+                        from medlabel.jobs.local import LocalExecutor
+
+                        self._executor = LocalExecutor(self, workers=self.settings.job_workers)
         return self._executor
 
     def start_jobs(self) -> None:
@@ -127,6 +134,15 @@ class Context:
         """Tell this process's executor, if it has one, to stop a job now."""
         if self._executor is not None:
             self._executor.cancel(job_id)
+
+    def jobs_problem(self) -> str | None:
+        """Why this process cannot run background jobs now, or None when it can (for the
+        readiness check). An executor may offer ``health() -> str | None`` (e.g. whether
+        its cluster answers)."""
+        if not self._jobs_started or self._executor is None:
+            return "the job executor is not started"
+        check = getattr(self._executor, "health", None)
+        return check() if callable(check) else None
 
     def _workers(self) -> int:
         return self.settings.import_workers or min(4, os.cpu_count() or 1)
@@ -168,9 +184,13 @@ def open_context(settings: Settings, *, migrate: bool = True) -> Context:
     and the blob store."""
     settings.home.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.home, 0o700)
-    db = Database(settings.resolved_database_url)
+    db = Database(
+        settings.resolved_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     if migrate:
         upgrade(db.engine)
-    blobs = LocalBlobStore(settings.resolved_blob_dir)
+    blobs = open_blob_store(settings)
     log.debug("opened medlabel home %s", settings.home)
     return Context(settings=settings, db=db, blobs=blobs)

@@ -420,7 +420,7 @@ def export_archive(
                     progress("packing", n, len(files))
         with archive.open("rb") as fh:
             ref = ctx.blobs.put_stream(fh)
-        ctx.blobs.sync()
+        ctx.blobs.sync([ref.digest])
         return _record(ctx, actor, project_id, summary, ref.digest, ref.size)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -7,9 +7,10 @@ from medlabel.jobs.registry import JobKinds
 
 
 def register_all(kinds: JobKinds) -> None:
-    from medlabel.jobs.kinds import evaluate, export, preannotate, train
+    from medlabel.jobs.kinds import evaluate, export, pacs_pull, preannotate, train
 
     kinds.register(export.KIND)
     kinds.register(evaluate.KIND)
     kinds.register(train.KIND)
     kinds.register(preannotate.KIND)
+    kinds.register(pacs_pull.KIND)

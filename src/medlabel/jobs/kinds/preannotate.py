@@ -5,10 +5,7 @@ job, with confidence, uncertainty and an uncertainty map (see
 
 from __future__ import annotations
 
-import tempfile
-import time
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -38,6 +35,12 @@ class PreannotateParams(BaseModel):
         description="Proposals for every annotator and reviewer of the project (each "
         "decides on their own copy), not only for you; needs the reviewer role.",
     )
+    task: Literal["seg", "cls", "det"] = Field(
+        default="seg", description="Whose active model runs when model_id is not given."
+    )
+    min_score: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="Detection: propose boxes scoring at least this."
+    )
 
 
 def _model_row(ctx: Context, project_id: int, params: PreannotateParams) -> ModelVersion:
@@ -49,23 +52,28 @@ def _model_row(ctx: Context, project_id: int, params: PreannotateParams) -> Mode
             if row is None or row.project_id != project_id:
                 raise NotFoundError(f"model {params.model_id} is not a model of this project")
         else:
-            found = active_model(s, project_id, "seg")
+            found = active_model(s, project_id, params.task)
             if found is None:
+                what = {"seg": "segmentation", "cls": "classification", "det": "detection"}
                 raise InvalidInputError(
-                    "this project has no active segmentation model: train one (job kind "
-                    "'train') or give model_id"
+                    f"this project has no active {what[params.task]} model: train one (job "
+                    "kind 'train') or give model_id"
                 )
             row = found
-        if row.task != "seg":
+        if row.task not in ("seg", "cls", "det"):
             raise InvalidInputError(
-                f"pre-annotation takes segmentation models; {row.id} is {row.task}"
+                f"pre-annotation takes seg, cls and det models; {row.id} is {row.task}"
             )
         return row
 
 
 def _check(ctx: Context, project_id: int | None, params: PreannotateParams) -> None:
     assert project_id is not None
-    _model_row(ctx, project_id, params)
+    row = _model_row(ctx, project_id, params)
+    if row.task != "seg":  # its classes must be labels of the project
+        from medlabel.jobs.kinds.preannotate_content import check_labels
+
+        check_labels(ctx, project_id, row)
     if params.image_ids:
         with ctx.db.read() as s:
             from sqlalchemy import select
@@ -111,16 +119,8 @@ def _recipients(ctx: Context, env: JobEnv, for_annotators: bool) -> list[int]:
 
 
 def _run(env: JobEnv, params: PreannotateParams, reporter: Reporter) -> dict[str, Any]:
-    from medlabel.engines.deep.tasks import get_task
-    from medlabel.engines.deep.uncertainty import predict_with_uncertainty
-    from medlabel.services.learning import (
-        ImagePrediction,
-        embedding,
-        image_volume,
-        store_prediction,
-        unlabelled_images,
-    )
-    from medlabel.services.models import extract_model
+    from medlabel.jobs.kinds.preannotate_seg_batch import SegPredictor
+    from medlabel.services.learning import store_prediction, unlabelled_images
 
     if env.job.created_by is None:
         raise InvalidInputError("pre-annotation proposals belong to a user: start it as one")
@@ -129,6 +129,10 @@ def _run(env: JobEnv, params: PreannotateParams, reporter: Reporter) -> dict[str
     row = _model_row(ctx, env.project_id, params)
     with ctx.db.read() as s:
         ids = params.image_ids or unlabelled_images(s, env.project_id)
+    if row.task != "seg":  # classes or boxes, not masks
+        from medlabel.jobs.kinds.preannotate_content import run_content_task
+
+        return run_content_task(env, params, reporter, row, users, ids)
     label_names = {
         int(lab["value"]): str(lab["name"]) for lab in row.card.get("labels", []) if lab["value"]
     }
@@ -138,48 +142,18 @@ def _run(env: JobEnv, params: PreannotateParams, reporter: Reporter) -> dict[str
     proposals: list[int] = []
     scores: dict[str, float] = {}
     failed: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="medlabel-model-") as tmp:
-        directory = extract_model(ctx, row, Path(tmp) / "model")
-        from medlabel.engines.deep.model_dir import ModelCard
-
-        card = ModelCard.read(directory)
-        model = get_task(card.task).load(directory, card, backend=params.backend)
-        for n, image_id in enumerate(ids, 1):
+    # the model runs in batches: here, or on Ray actors that each load it once; the
+    # predictions come back here and this process stores them
+    predictor = SegPredictor(row.id, backend=params.backend, tta=params.tta)
+    with env.map_batches(predictor, ids, batch_size=8, cancelled=reporter.cancelled) as results:
+        for n, (image_id, result) in enumerate(results, 1):
             reporter.check_cancelled()
-            with ctx.db.read() as s:
-                image = s.get(Image, image_id)
-            if image is None:
-                continue
-            started = time.perf_counter()
-            volume = image_volume(ctx, image)
-            any_channels = card.architecture.name == "medsam-decoder"  # it converts to grey
-            if (card.input.dims == 2) != volume.is_2d or (
-                not any_channels and card.input.channels != volume.channels
-            ):
-                want = f"{card.input.dims}D with {card.input.channels} channel(s)"
-                failed.append(f"image {image_id}: the model takes {want} images")
-                reporter.log(failed[-1], "warning")
-                continue
-            try:
-                pred = predict_with_uncertainty(model, volume, tta=params.tta)
-            except InvalidInputError as exc:  # an image the model cannot take (2D/3D...)
-                failed.append(f"image {image_id}: {exc.message}")
-                reporter.log(failed[-1], "warning")
-                continue
-            fg = pred.labels > 0
-            result = ImagePrediction(
-                image_id=image_id,
-                labels=pred.labels,
-                entropy=pred.entropy,
-                max_probability=pred.probabilities.max(axis=0),
-                uncertainty=pred.uncertainty(),
-                disagreement=float(pred.disagreement[fg].mean()) if fg.any() else 0.0,
-                samples=pred.samples,
-                embedding=embedding(volume),
-                seconds=time.perf_counter() - started,
-            )
-            proposals += store_prediction(ctx, row, users, result, label_names)
-            scores[str(image_id)] = round(result.uncertainty, 4)
+            if isinstance(result, str):  # an image the model cannot take
+                failed.append(result)
+                reporter.log(result, "warning")
+            elif result is not None:  # (None: the image was deleted meanwhile)
+                proposals += store_prediction(ctx, row, users, result, label_names)
+                scores[str(image_id)] = round(result.uncertainty, 4)
             reporter.progress(n, len(ids), "pre-annotating")
     reporter.log(f"{len(proposals)} proposal(s) on {len(scores)} image(s)")
     return {

@@ -29,6 +29,13 @@ class AuditAction(StrEnum):
     # image data
     IMAGE_IMPORT = "image.import"
     IMAGE_READ = "image.read"
+    # DICOM receiver: which called AE title delivers into which project
+    DICOM_ROUTE_CREATE = "dicom_route.create"
+    DICOM_ROUTE_DELETE = "dicom_route.delete"
+    # PACS (DICOMweb) connections; a push sends an annotation out as DICOM SEG or SR
+    PACS_CONNECTION_CREATE = "pacs_connection.create"
+    PACS_CONNECTION_DELETE = "pacs_connection.delete"
+    PACS_PUSH = "pacs.push"
     # annotations
     ANNOTATION_SAVE = "annotation.save"
     ANNOTATION_RESTORE = "annotation.restore"
@@ -62,6 +69,9 @@ class AuditAction(StrEnum):
     EXPORT_CREATE = "export.create"
     EXPORT_DOWNLOAD = "export.download"
     AUDIT_EXPORT = "audit.export"
+    # every table and blob at once: `medlabel backup` (in the source), `restore` (in the target)
+    BACKUP_CREATE = "backup.create"
+    BACKUP_RESTORE = "backup.restore"
 
 
 class ImageReadKind(StrEnum):

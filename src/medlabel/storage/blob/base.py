@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from medlabel.core.errors import InvalidInputError
+from medlabel.core.errors import InvalidInputError, MedlabelError
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -27,6 +27,29 @@ class BlobRef:
     digest: str
     size: int
     created: bool
+
+
+@dataclass(frozen=True)
+class BlobStat:
+    """Size in bytes and time of the last write (seconds since the epoch) of a stored blob."""
+
+    size: int
+    modified: float
+
+
+class BlobStoreError(MedlabelError):
+    """The blob store cannot be reached or refused a request (HTTP 503)."""
+
+    status_code = 503
+    code = "blob_store_unavailable"
+
+
+class BlobIntegrityError(BlobStoreError):
+    """Bytes did not match their SHA-256 on the way to or from the store (HTTP 502): a
+    corrupted transfer or a damaged object; nothing corrupt is stored or returned."""
+
+    status_code = 502
+    code = "blob_integrity"
 
 
 @runtime_checkable
@@ -50,9 +73,15 @@ class BlobStore(Protocol):
         """A file path for memory-mapping, when the store is on local disk."""
         ...
 
+    def stat(self, digest: str) -> BlobStat | None:
+        """Size and last write time, or None if the blob is absent."""
+        ...
+
     def iter_digests(self) -> Iterator[str]: ...
 
-    def sync(self) -> None:
-        """Make all blobs written so far durable; call before committing rows that refer
-        to them."""
+    def sync(self, digests: Iterable[str] | None = None) -> None:
+        """Make blobs durable; call before committing rows that refer to them.
+
+        ``digests``: just these blobs (cheap: what one transaction wrote); None: every
+        blob written so far, by any process."""
         ...

@@ -7,12 +7,12 @@ import hashlib
 import itertools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from medlabel.core.errors import NotFoundError
-from medlabel.storage.blob.base import BlobRef, check_digest
+from medlabel.storage.blob.base import BlobRef, BlobStat, check_digest
 
 _CHUNK = 1024 * 1024
 
@@ -90,9 +90,20 @@ class LocalBlobStore:
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)
 
-    def sync(self) -> None:
-        """Make every blob written so far, by any process, durable (one filesystem sync)."""
-        os.sync()
+    def sync(self, digests: Iterable[str] | None = None) -> None:
+        """Make blobs durable: ``digests`` by an fsync of each file and of its folder
+        (only what a transaction wrote, so a save does not wait for the whole disk);
+        None: every blob written so far, by any process (one filesystem sync)."""
+        if digests is None:
+            os.sync()
+            return
+        folders: set[Path] = set()
+        for digest in digests:
+            path = self._path(digest)
+            _fsync(path, os.O_RDONLY)
+            folders.add(path.parent)
+        for folder in folders:
+            _fsync(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 
     def open(self, digest: str) -> BinaryIO:
         try:
@@ -115,7 +126,22 @@ class LocalBlobStore:
         path = self._path(digest)
         return path if path.exists() else None
 
+    def stat(self, digest: str) -> BlobStat | None:
+        try:
+            st = self._path(digest).stat()
+        except FileNotFoundError:
+            return None
+        return BlobStat(st.st_size, st.st_mtime)
+
     def iter_digests(self) -> Iterator[str]:
         for path in self._objects.glob("*/*/*"):
             if path.is_file():
                 yield path.name
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

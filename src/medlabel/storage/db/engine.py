@@ -16,8 +16,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def _sqlite_engine(url: str, *, begin: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+def _sqlite_engine(url: str, *, begin: str, pool_size: int, max_overflow: int) -> Engine:
+    # connections are cheap: size the pool like a server's, so requests waiting for the
+    # write lock do not also exhaust the pool (SQLAlchemy's default is 5 + 10)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -36,17 +43,37 @@ def _sqlite_engine(url: str, *, begin: str) -> Engine:
     return engine
 
 
-class Database:
-    """Engines and session factories for one database URL."""
+def _with_driver(url: str) -> str:
+    """``postgresql://`` means psycopg 3 (the ``[postgres]`` extra), not SQLAlchemy's
+    default psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
-    def __init__(self, url: str) -> None:
+
+class Database:
+    """Engines and session factories for one database URL.
+
+    ``pool_size`` connections stay open to a database server, plus up to ``max_overflow``
+    more under load (a request beyond that waits for a free one); the same holds for
+    each of SQLite's two engines (writes, reads).
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
-            self._read_engine = _sqlite_engine(url, begin="BEGIN")
+            sizes = {"pool_size": pool_size, "max_overflow": max_overflow}
+            self.engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", **sizes)
+            self._read_engine = _sqlite_engine(url, begin="BEGIN", **sizes)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            self.engine = create_engine(
+                _with_driver(url),
+                pool_pre_ping=True,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+            )
             self._read_engine = self.engine
         self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)

@@ -3,10 +3,12 @@
 from medlabel.storage.db.base import Base
 from medlabel.storage.db.models.annotations import Annotation, Draft, Revision
 from medlabel.storage.db.models.audit import AuditEvent, AuditHead
+from medlabel.storage.db.models.dicom_routes import DicomRoute
 from medlabel.storage.db.models.evaluations import Evaluation
 from medlabel.storage.db.models.images import Image, ImportRecord, Instance, Series, Study
 from medlabel.storage.db.models.jobs import Job, JobLog
 from medlabel.storage.db.models.models import ImageScore, ModelVersion
+from medlabel.storage.db.models.pacs import PacsConnection
 from medlabel.storage.db.models.projects import Export, Label, Project, ProjectMember
 from medlabel.storage.db.models.proposals import Proposal
 from medlabel.storage.db.models.review import Assignment, ReviewComment
@@ -19,6 +21,7 @@ __all__ = [
     "AuditHead",
     "AuthToken",
     "Base",
+    "DicomRoute",
     "Draft",
     "Evaluation",
     "Export",
@@ -30,6 +33,7 @@ __all__ = [
     "JobLog",
     "Label",
     "ModelVersion",
+    "PacsConnection",
     "Project",
     "ProjectMember",
     "Proposal",

@@ -45,7 +45,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_drafts_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_drafts")),
-        sa.UniqueConstraint("image_id", "user_id", name=op.f("uq_drafts_image_id")),
+        sa.UniqueConstraint("image_id", "user_id", name=op.f("uq_drafts_image_id_user_id")),
     )
     with op.batch_alter_table("drafts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_drafts_user_id"), ["user_id"], unique=False)

@@ -72,7 +72,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_assignments_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assignments")),
-        sa.UniqueConstraint("image_id", "user_id", name=op.f("uq_assignments_image_id")),
+        sa.UniqueConstraint("image_id", "user_id", name=op.f("uq_assignments_image_id_user_id")),
     )
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_assignments_project_id"), ["project_id"], unique=False)

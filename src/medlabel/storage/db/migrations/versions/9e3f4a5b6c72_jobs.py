@@ -71,7 +71,7 @@ def upgrade() -> None:
             ["job_id"], ["jobs.id"], name=op.f("fk_job_logs_job_id_jobs"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_logs")),
-        sa.UniqueConstraint("job_id", "seq", name=op.f("uq_job_logs_job_id")),
+        sa.UniqueConstraint("job_id", "seq", name=op.f("uq_job_logs_job_id_seq")),
     )
 
 

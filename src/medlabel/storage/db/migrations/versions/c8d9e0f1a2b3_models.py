@@ -54,7 +54,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_models")),
-        sa.UniqueConstraint("project_id", "task", "version", name=op.f("uq_models_project_id")),
+        sa.UniqueConstraint(
+            "project_id", "task", "version", name=op.f("uq_models_project_id_task_version")
+        ),
     )
     with op.batch_alter_table("models", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_models_project_id"), ["project_id"], unique=False)
@@ -90,7 +92,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_image_scores")),
-        sa.UniqueConstraint("image_id", "model_id", name=op.f("uq_image_scores_image_id")),
+        sa.UniqueConstraint("image_id", "model_id", name=op.f("uq_image_scores_image_id_model_id")),
     )
     with op.batch_alter_table("image_scores", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_image_scores_model_id"), ["model_id"], unique=False)

@@ -1,0 +1,100 @@
+"""Segmentation pre-annotation a batch of images at a time, for
+:meth:`medlabel.jobs.spec.JobEnv.map_batches`: :class:`SegPredictor` loads the model once
+per worker (a thread of the job, or a Ray actor) and turns image ids into
+:class:`~medlabel.services.learning.ImagePrediction` s, which the job stores."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medlabel.core.errors import InvalidInputError, NotFoundError
+from medlabel.storage.db.models import Image, ModelVersion
+
+if TYPE_CHECKING:
+    from medlabel.services.context import Context
+    from medlabel.services.learning import ImagePrediction
+
+
+@dataclass(frozen=True)
+class SegPredictor:
+    """A worker factory: ``SegPredictor(model_id, backend, tta)(ctx)`` loads the model;
+    the result maps a batch of image ids to one outcome each (picklable, so Ray actors
+    can build it)."""
+
+    model_id: int
+    backend: str = "auto"
+    tta: bool = True
+
+    def __call__(self, ctx: Context) -> LoadedSegModel:
+        return LoadedSegModel(ctx, self)
+
+
+class LoadedSegModel:
+    """One worker's loaded segmentation model (its files in a temporary folder until
+    :meth:`close`)."""
+
+    def __init__(self, ctx: Context, spec: SegPredictor) -> None:
+        from medlabel.engines.deep.model_dir import ModelCard
+        from medlabel.engines.deep.tasks import get_task
+        from medlabel.services.models import extract_model
+
+        self._ctx = ctx
+        self._tta = spec.tta
+        with ctx.db.read() as s:
+            row = s.get(ModelVersion, spec.model_id)
+        if row is None:
+            raise NotFoundError(f"model {spec.model_id} not found")
+        self._tmp = tempfile.TemporaryDirectory(prefix="medlabel-model-")
+        try:
+            directory = extract_model(ctx, row, Path(self._tmp.name) / "model")
+            self.card = ModelCard.read(directory)
+            self.model = get_task(self.card.task).load(directory, self.card, backend=spec.backend)
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+
+    def __call__(self, image_ids: list[int]) -> list[Any]:
+        """Per image: a prediction, why it was skipped, or None (deleted meanwhile)."""
+        return [self.predict(i) for i in image_ids]
+
+    def predict(self, image_id: int) -> ImagePrediction | str | None:
+        """One image's prediction; a message if the model cannot take it."""
+        from medlabel.engines.deep.uncertainty import predict_with_uncertainty
+        from medlabel.services.learning import ImagePrediction, embedding, image_volume
+
+        card = self.card
+        with self._ctx.db.read() as s:
+            image = s.get(Image, image_id)
+        if image is None:
+            return None
+        started = time.perf_counter()
+        volume = image_volume(self._ctx, image)
+        any_channels = card.architecture.name == "medsam-decoder"  # it converts to grey
+        if (card.input.dims == 2) != volume.is_2d or (
+            not any_channels and card.input.channels != volume.channels
+        ):
+            want = f"{card.input.dims}D with {card.input.channels} channel(s)"
+            return f"image {image_id}: the model takes {want} images"
+        try:
+            pred = predict_with_uncertainty(self.model, volume, tta=self._tta)
+        except InvalidInputError as exc:  # an image the model cannot take (2D/3D...)
+            return f"image {image_id}: {exc.message}"
+        fg = pred.labels > 0
+        return ImagePrediction(
+            image_id=image_id,
+            labels=pred.labels,
+            entropy=pred.entropy,
+            max_probability=pred.probabilities.max(axis=0),
+            uncertainty=pred.uncertainty(),
+            disagreement=float(pred.disagreement[fg].mean()) if fg.any() else 0.0,
+            samples=pred.samples,
+            embedding=embedding(volume),
+            seconds=time.perf_counter() - started,
+        )
+
+    def close(self) -> None:
+        self._tmp.cleanup()

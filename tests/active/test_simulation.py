@@ -39,10 +39,12 @@ def test_learning_curve_report(tmp_path: Path, coins: tuple[Path, Path]) -> None
     code, stdout, err = run(
         "bench", "learn", "--task", "seg", "--images", str(images), "--masks", str(masks),
         "--mask-suffix", "_mask", "--strategy", "uncertainty-diversity", "--steps", "3,5",
-        "--epochs", "1", "--minutes", "5", "--arch", "dynunet", "--out", str(out), *TINY,
+        "--epochs", "1", "--minutes", "5", "--arch", "dynunet", "--out", str(out),
+        "--uncertainty", "mc-dropout", *TINY,
     )  # fmt: skip
     assert code == 0, err
     report = json.loads(out.read_text())
+    assert report["settings"]["uncertainty"] == "mc-dropout"
     assert report["task"] == "seg" and report["metric"] == "mean_dice"
     # 12 pairs: 20 % (2) held out for testing, 10 in the pool
     assert report["test_cases"] == 2 and report["training_cases"] == 10
@@ -101,6 +103,34 @@ def test_settings_refuse_bad_steps() -> None:
         CurveSettings(steps=(10, 5))
     with pytest.raises(InvalidInputError, match="at least 2"):
         CurveSettings(steps=(1, 5))
+    with pytest.raises(InvalidInputError, match="unknown uncertainty method 'bald'"):
+        CurveSettings(uncertainty="bald")
+    with pytest.raises(InvalidInputError, match="at least 2 samples"):
+        CurveSettings(mc_samples=1)
+
+
+def test_scoring_uses_the_model_features_and_the_asked_method(tmp_path: Path) -> None:
+    from medlabel.active.simulation import score
+    from medlabel.engines.deep.datasets import read_image
+    from medlabel.engines.deep.model_dir import TaskKind
+    from medlabel.engines.deep.tasks import Example
+    from tests.engines.deep.signals import load, old_copy, train_seg
+
+    _need_train_extra()
+    directory = train_seg(tmp_path)
+    model, old = load(directory), load(old_copy(directory, tmp_path))
+    bottom = model.card.architecture.params["filters"][-1]
+    image = read_image(tmp_path / "coins" / "images" / "case_0.png")
+    ex = Example(name="case_0", image=image, target=None)
+    mc = CurveSettings(uncertainty="mc-dropout", mc_samples=3)
+    cand = score(TaskKind.SEG, model, ex, 4, settings=mc)
+    assert cand.embedding_kind == "model-features" and cand.embedding is not None
+    assert len(cand.embedding) == 2 * bottom and cand.uncertainty is not None
+    bare = score(TaskKind.SEG, model, ex, 4, settings=mc, embed=False)
+    assert bare.embedding is None and bare.uncertainty == cand.uncertainty  # seeded by key
+    with pytest.raises(InvalidInputError, match="trained without"):
+        score(TaskKind.SEG, old, ex, 4, settings=mc)
+    assert score(TaskKind.SEG, old, ex, 4).uncertainty is not None  # auto: flips
 
 
 @pytest.mark.parametrize(
@@ -110,6 +140,7 @@ def test_settings_refuse_bad_steps() -> None:
         (["--steps", "a,b"], "--steps takes integers"),
         (["--strategy", "clever"], "unknown active-learning strategy"),
         (["--task", "det"], "takes --task seg or cls"),
+        (["--uncertainty", "bald"], "unknown uncertainty method"),
     ],
 )
 def test_bad_input_is_one_line(

@@ -4,6 +4,7 @@ the project's chosen strategy."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from medlabel.active import (
     STRATEGIES,
@@ -50,10 +51,8 @@ def test_invalid_inputs() -> None:
         Candidate(1, uncertainty=1.5)
     with pytest.raises(ValueError, match="unknown active-learning strategy"):
         make_strategy("clever")
-    with pytest.raises(ValueError, match="one length"):
-        DiversityStrategy().rank(
-            [Candidate(1, embedding=(0.0,)), Candidate(2, embedding=(1.0, 2.0))]
-        )
+    with pytest.raises(ValueError, match="labelled kinds"):
+        DiversityStrategy(((0.0,),), labelled_kinds=("a", "b"))
 
 
 # each strategy ---------------------------------------------------------------------------
@@ -130,6 +129,43 @@ def test_combined_weighs_uncertainty_and_diversity() -> None:
     assert ids(UncertaintyStrategy(), cands)[:3] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("strategy", [DiversityStrategy(), CombinedStrategy(unknown_weight=1.0)])
+def test_mixed_embedding_kinds_are_never_compared(strategy: DiversityStrategy) -> None:
+    # the majority: model features of one model (2 numbers); a thumbnail of the same
+    # length, another model's features and a longer vector come after, by image id
+    feats = [Candidate(c.image_id, embedding=c.embedding, embedding_kind="model-features:1")
+             for c in _clusters()]  # fmt: skip
+    others = [
+        Candidate(20, embedding=(100.0, 100.0), embedding_kind="thumbnail"),
+        Candidate(11, embedding=(-50.0, 0.0), embedding_kind="model-features:2"),
+        Candidate(30, embedding=(1.0, 2.0, 3.0), embedding_kind="model-features:1"),
+        Candidate(9),
+    ]
+    ranked = strategy.rank(feats + others)
+    order = [r.image_id for r in ranked]
+    assert sorted(order[:7]) == [1, 2, 3, 4, 5, 6, 7]
+    assert order[7:] == [9, 11, 20, 30]
+    assert all(r.score == float("-inf") for r in ranked[7:])
+    # the far-away vectors of other kinds did not take part: same picks without them
+    assert order[:7] == [r.image_id for r in strategy.rank(feats)]
+
+
+def test_labelled_embeddings_of_another_kind_are_ignored() -> None:
+    feats = [Candidate(c.image_id, embedding=c.embedding, embedding_kind="model-features:1")
+             for c in _clusters()]  # fmt: skip
+    # a thumbnail at the lone point 7 must not make 7 look labelled
+    thumb = make_strategy("diversity", labelled=[(-8.0, 9.0)], labelled_kinds=["thumbnail"])
+    same = make_strategy(
+        "diversity", labelled=[(-8.0, 9.0), (0.0, 0.0)], labelled_kinds=["model-features:1"] * 2
+    )
+    assert ids(thumb, feats) == ids(DiversityStrategy(), feats)
+    assert ids(same, feats)[0] in {4, 5, 6}  # away from both labelled points
+    # ties between kinds: the longer vectors, then the kind's name
+    tie = [Candidate(1, embedding=(0.0,), embedding_kind="a"),
+           Candidate(2, embedding=(0.0, 1.0), embedding_kind="b")]  # fmt: skip
+    assert ids(DiversityStrategy(), tie) == [2, 1]
+
+
 # the queue follows the project's strategy --------------------------------------------------
 def test_queue_follows_the_chosen_strategy(ctx: Context) -> None:
     study = make_study(ctx, readers_per_image=1, blinded=False)
@@ -173,3 +209,45 @@ def test_project_api_sets_the_strategy(admin: object) -> None:
     assert r.status_code == 200 and r.json()["active_strategy"] == "uncertainty-diversity"
     bad = client.patch(f"/api/projects/{pid}", json={"active_strategy": "clever"})  # type: ignore[attr-defined]
     assert bad.status_code == 422
+
+
+def test_queue_compares_model_features_of_one_model_only(ctx: Context) -> None:
+    from medlabel.services.active_ranking import rank_images
+
+    study = make_study(ctx, readers_per_image=1, blinded=False)
+    a, b, c = study.image_ids
+    with ctx.db.write() as s:
+        models = []
+        for version in (1, 2):
+            m = ModelVersion(
+                project_id=study.project_id, task="seg", name="m", version=version,
+                weights_digest=str(version) * 64,
+            )  # fmt: skip
+            s.add(m)
+            s.flush()
+            models.append(m.id)
+        rows = (  # image, model, embedding, kind
+            (a, models[0], [0.0, 1.0], "model-features"),
+            (b, models[0], [1.0, 0.0], "model-features"),
+            (c, models[1], [0.0, 1.0], "model-features"),  # same numbers, another model
+        )
+        for image_id, model_id, emb, kind in rows:
+            s.add(
+                ImageScore(
+                    project_id=study.project_id, image_id=image_id, model_id=model_id,
+                    uncertainty=0.5, foreground=1, embedding=emb, embedding_kind=kind,
+                )
+            )  # fmt: skip
+    update_project(ctx, study.admin, study.project_id, active_strategy="diversity")
+    with ctx.db.read() as s:
+        scores = list(s.scalars(select(ImageScore).order_by(ImageScore.image_id)))
+        order = rank_images(s, study.project_id, [a, b, c])
+    from medlabel.services.active_ranking import embedding_kind
+
+    assert [embedding_kind(r) for r in scores] == [
+        f"model-features:{models[0]}",
+        f"model-features:{models[0]}",
+        f"model-features:{models[1]}",
+    ]
+    # image c's features come from another model: ranked after the comparable ones
+    assert sorted(order[:2]) == [a, b] and order[2] == c

@@ -86,3 +86,45 @@ def test_train_preannotate_accept_from_the_ui(
         accepted = s.get(Proposal, mine[0].id)
         assert accepted is not None
         assert accepted.state == "accepted" and accepted.revision_id is not None
+
+
+def test_train_and_preannotate_a_classifier_from_the_ui(
+    live_server: LiveServer, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task choice: a classifier trained on approved image classes, then run over the
+    untagged images as the classification pre-annotation."""
+    from tests.jobs.test_preannotate_cls_det import ContentWorld
+    from tests.jobs.test_train_content_kind import tagged
+
+    _need_train_extra()
+    monkeypatch.setenv("MEDLABEL_CACHE", str(tmp_path / "cache"))
+    w = ContentWorld(live_server.ctx, tmp_path)
+    _, rest = tagged(w, per_class=3)
+    url = live_server.url
+    for thread in threading.enumerate():
+        if thread.name == "medlabel-preload-engines":
+            thread.join(300)
+
+    _login(page, url, "admin")
+    page.goto(f"{url}/#/projects/{w.project_id}")
+    page.click("[data-testid=tab-models]")
+    hint = page.locator("[data-testid=train-task-hint]")
+    hint.wait_for()
+    page.select_option("[data-testid=train-task]", "cls")
+    page.wait_for_function(
+        "() => /approved classes/.test(document.querySelector("
+        "'[data-testid=train-task-hint]').textContent)"
+    )
+    assert page.locator("[data-testid=preannotate-start]").is_disabled()  # no cls model yet
+    page.fill("[data-testid=train-epochs]", "2")
+    page.click("[data-testid=train-start]")
+    page.locator("[data-testid=models-job-done]").wait_for(timeout=300_000)
+    row = page.locator("[data-testid=model-row]")
+    assert row.count() == 1 and "cls" in row.inner_text()
+    assert row.locator("[data-testid=model-active]").count() == 1
+
+    page.click("[data-testid=preannotate-start]")
+    done = page.locator("[data-testid=models-job-done]", has_text="proposal")
+    done.wait_for(timeout=300_000)
+    assert f"on {len(rest)} image(s)" in done.inner_text()
+    page.screenshot(path=str(tmp_path / "models-cls.png"), full_page=True)

@@ -252,7 +252,13 @@ def test_classification_preannotate_accept_reject(world: ContentWorld, settings:
     with ctx.db.read() as s:
         scores = list(s.scalars(select(ImageScore).where(ImageScore.model_id == model_id)))
     assert sorted(sc.image_id for sc in scores) == ids
-    assert all(0.0 <= sc.uncertainty <= 1.0 and len(sc.embedding) == 64 for sc in scores)
+    # the CNN's penultimate layer (width 4: 32 channels), unit length
+    assert all(0.0 <= sc.uncertainty <= 1.0 and len(sc.embedding) == 32 for sc in scores)
+    assert all(sc.embedding_kind == "model-features" for sc in scores)
+    assert all(np.isclose(np.linalg.norm(sc.embedding), 1.0, atol=1e-4) for sc in scores)
+    for p in rows:  # the CNN has dropout: MC dropout by default, recorded
+        assert p.info["uncertainty_method"] == "mc-dropout"
+        assert p.info["uncertainty_samples"] == 8 and p.info["embedding"] == "model-features"
 
     accepted, rejected = rows
     with _client(ctx, settings, "ann") as api:
@@ -358,6 +364,9 @@ def test_detection_preannotate_accept(world: ContentWorld, settings: Settings) -
     with ctx.db.read() as s:
         score = s.scalar(select(ImageScore).where(ImageScore.model_id == model_id))
     assert score is not None and score.foreground == len(rows)
+    # the detector's pooled stride-16 features (width 4: 32 channels, mean and max)
+    assert score.embedding_kind == "model-features" and len(score.embedding) == 64
+    assert all(p.info["embedding"] == "model-features" for p in rows)
 
     # a higher threshold proposes fewer boxes; the uncertainty still counts them all
     job = run_in_foreground(

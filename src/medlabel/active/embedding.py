@@ -1,10 +1,26 @@
-"""A short feature vector per image for the diversity strategies (core-set sampling)."""
+"""A short feature vector per image for the diversity strategies (core-set sampling).
+
+Two kinds exist (:class:`EmbeddingKind`): the model's own features of the image
+(:func:`medlabel.engines.deep.features.model_features`, preferred) and the pixel
+thumbnail of :func:`embedding` (the fallback: any image, no model needed). Vectors of
+different kinds, or of different models, are not comparable.
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 import numpy as np
 
 from medlabel.imaging.volume import Volume
+
+
+class EmbeddingKind(StrEnum):
+    """Where an image's embedding came from."""
+
+    THUMBNAIL = "thumbnail"
+    MODEL_FEATURES = "model-features"
+
 
 #: side of the thumbnail embedding used for diversity sampling (EMBED_SIDE² numbers)
 EMBED_SIDE = 8

@@ -8,12 +8,17 @@ labelled. After each training the model is measured on a fixed test set (mean Di
 segmentation, AUC and accuracy for classification). Every strategy starts from the same
 random cases, so curves differ only by what the strategy picked.
 
+Scoring a case is what pre-annotation does: the uncertainty method of
+:attr:`CurveSettings.uncertainty` (test-time augmentation, MC dropout or ``auto``) and,
+for the diversity strategies, the model's own features of the case as its embedding
+(:func:`medlabel.engines.deep.features.image_embedding`; labelled cases are embedded
+by the same model each round).
+
 The random strategy needs no model to pick, so its rounds skip scoring the pool.
 """
 
 from __future__ import annotations
 
-import math
 import resource
 import tempfile
 import time
@@ -24,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from medlabel.active.embedding import embedding
 from medlabel.active.strategies import Candidate, StrategyName, make_strategy
 from medlabel.core.errors import InvalidInputError
 from medlabel.engines.deep.model_dir import TaskKind, TrainingConfig
@@ -32,6 +36,8 @@ from medlabel.engines.deep.tasks import Example, Reporter, TaskTrainer, Training
 
 #: strategies that need the model's view of the pool
 _MODEL_FREE = {StrategyName.RANDOM, StrategyName.ORDER}
+#: strategies that compare embeddings
+_DIVERSE = {StrategyName.DIVERSITY, StrategyName.COMBINED}
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,13 @@ class CurveSettings:
         Unlabelled cases scored per round (a random sample of the pool, so a round
         costs the same on a large pool); ``None`` scores all of them.
     tta
-        Segmentation uncertainty from test-time augmentation (flips) on top of the
-        softmax entropy.
+        Whether segmentation may use flips (off: test-time augmentation is a single
+        prediction).
+    uncertainty
+        ``auto`` (MC dropout when the model has dropout, else test-time augmentation),
+        ``tta``, ``mc-dropout`` or ``tta+mc-dropout``.
+    mc_samples
+        Stochastic passes of MC dropout per case.
     training
         The training configuration of every round.
     """
@@ -58,9 +69,16 @@ class CurveSettings:
     seed: int = 0
     pool: int | None = 200
     tta: bool = True
+    uncertainty: str = "auto"
+    mc_samples: int = 8
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self) -> None:
+        from medlabel.engines.deep.mc_dropout import parse_method
+
+        parse_method(self.uncertainty)  # a clear error for an unknown name
+        if self.mc_samples < 2:
+            raise InvalidInputError("MC dropout needs at least 2 samples")
         if not self.steps or any(n < 2 for n in self.steps):
             raise InvalidInputError("--steps need at least 2 labelled cases each")
         if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
@@ -131,28 +149,53 @@ def evaluate(task: TaskKind, model: Any, test: Sequence[Example]) -> dict[str, f
     raise InvalidInputError(f"learning curves take seg or cls tasks, not {task.value}")
 
 
-def _normalised_entropy(p: np.ndarray) -> float:
-    p = np.clip(np.asarray(p, np.float64), 1e-12, 1.0)
-    return float(-(p * np.log(p)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
+def score(
+    task: TaskKind,
+    model: Any,
+    ex: Example,
+    key: int,
+    *,
+    settings: CurveSettings | None = None,
+    embed: bool = True,
+) -> Candidate:
+    """What pre-annotation measures on an unlabelled case, as a strategy's candidate:
+    uncertainty by ``settings.uncertainty`` (seeded with ``key``), predicted foreground
+    (segmentation) and, with ``embed``, the model's features as the embedding."""
+    from medlabel.engines.deep.features import image_embedding
 
-
-def score(task: TaskKind, model: Any, ex: Example, key: int, *, tta: bool) -> Candidate:
-    """What pre-annotation measures on an unlabelled case, as a strategy's candidate."""
+    s = settings or CurveSettings()
+    vector: tuple[float, ...] | None = None
+    kind = ""
     if task == TaskKind.SEG:
         from medlabel.engines.deep.uncertainty import predict_with_uncertainty
 
-        pred = predict_with_uncertainty(model, ex.image, tta=tta)
+        pred = predict_with_uncertainty(
+            model, ex.image, tta=s.tta, method=s.uncertainty, samples=s.mc_samples, seed=key,
+            features=embed,
+        )  # fmt: skip
+        if embed:
+            found, which = image_embedding(model, ex.image, known=pred.features)
+            vector, kind = tuple(found), which.value
         return Candidate(
             key,
             uncertainty=min(1.0, max(0.0, pred.uncertainty())),
             foreground=int((pred.labels > 0).sum()),
-            embedding=tuple(embedding(ex.image)),
+            embedding=vector,
+            embedding_kind=kind,
         )
-    probs = model.probabilities(ex.image)
+    from medlabel.engines.deep.cls_uncertainty import class_uncertainty
+
+    if embed:
+        found, which = image_embedding(model, ex.image)
+        vector, kind = tuple(found), which.value
+    measured = class_uncertainty(
+        model, ex.image, method=s.uncertainty, samples=s.mc_samples, seed=key
+    )
     return Candidate(
         key,
-        uncertainty=min(1.0, max(0.0, _normalised_entropy(probs))),
-        embedding=tuple(embedding(ex.image)),
+        uncertainty=min(1.0, max(0.0, measured.entropy)),
+        embedding=vector,
+        embedding_kind=kind,
     )
 
 
@@ -244,13 +287,23 @@ def _pick(
         )
     seed = settings.seed * 1000 + round_index
     t0 = time.perf_counter()
+    known: list[tuple[float, ...]] = []
+    kinds: list[str] = []
     if kind in _MODEL_FREE:
         candidates = [Candidate(i) for i in pool]
-        known: list[tuple[float, ...]] = []
     else:
-        candidates = [score(task, model, examples[i], i, tta=settings.tta) for i in pool]
-        known = [tuple(embedding(examples[i].image)) for i in labelled]
-    ranked = make_strategy(kind, seed=seed, labelled=known).rank(candidates)
+        from medlabel.engines.deep.features import image_embedding
+
+        embed = kind in _DIVERSE
+        candidates = [
+            score(task, model, examples[i], i, settings=settings, embed=embed) for i in pool
+        ]
+        for i in labelled if embed else []:
+            found, which = image_embedding(model, examples[i].image)
+            known.append(tuple(found))
+            kinds.append(which.value)
+    strategy = make_strategy(kind, seed=seed, labelled=known, labelled_kinds=kinds)
+    ranked = strategy.rank(candidates)
     return [r.image_id for r in ranked[:want]], time.perf_counter() - t0
 
 

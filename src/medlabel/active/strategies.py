@@ -3,6 +3,12 @@
 Every strategy keeps every candidate: images without the information a strategy needs
 (not pre-annotated yet) come after the informed ones, in image-id order, so nothing is
 ever starved.
+
+Embeddings of different kinds (a model's features, another model's features, pixel
+thumbnails) or lengths are never compared: the diversity strategies rank the candidates
+of the most common kind (ties: the longest vectors, then the kind's name) and put the
+others after them in image-id order, like images without an embedding; labelled
+embeddings of another kind are ignored.
 """
 
 from __future__ import annotations
@@ -39,14 +45,18 @@ class Candidate:
     foreground
         Voxels the model predicted as a structure; None when unknown.
     embedding
-        A feature vector (all candidates of one ranking have the same length); None
-        when unknown.
+        A feature vector; None when unknown.
+    embedding_kind
+        Where ``embedding`` came from: ``thumbnail``, or ``model-features`` with the
+        model (e.g. ``model-features:12``); only embeddings of one kind and length are
+        compared ("" counts as a kind of its own).
     """
 
     image_id: int
     uncertainty: float | None = None
     foreground: int | None = None
     embedding: tuple[float, ...] | None = None
+    embedding_kind: str = ""
 
     def __post_init__(self) -> None:
         if self.uncertainty is not None and not 0.0 <= self.uncertainty <= 1.0:
@@ -171,8 +181,9 @@ class ForegroundRandomStrategy:
 
 @dataclass(frozen=True)
 class UncertaintyStrategy:
-    """Most uncertain first (the pre-annotation's uncertainty: entropy of the
-    test-time-augmentation mean); ties by image id; images without a score last."""
+    """Most uncertain first (the pre-annotation's uncertainty: normalised entropy of the
+    mean of its test-time-augmentation or MC-dropout samples); ties by image id; images
+    without a score last."""
 
     name: str = StrategyName.UNCERTAINTY.value
 
@@ -186,14 +197,27 @@ class UncertaintyStrategy:
         return out + _rest(candidates, {r.image_id for r in out})
 
 
-def _embedded(candidates: Sequence[Candidate]) -> tuple[list[Candidate], np.ndarray]:
-    have = [c for c in candidates if c.embedding is not None]
+EmbeddingKey = tuple[str, int]
+
+
+def _key(c: Candidate) -> EmbeddingKey:
+    return (c.embedding_kind, len(c.embedding or ()))
+
+
+def _embedded(
+    candidates: Sequence[Candidate],
+) -> tuple[list[Candidate], np.ndarray, EmbeddingKey | None]:
+    """The candidates with an embedding of the most common kind and length (ties: the
+    longest, then the kind's name), their embeddings ``(n, length)`` and that key."""
+    have = [c for c in candidates if c.embedding]
     if not have:
-        return [], np.zeros((0, 0))
-    dims = {len(c.embedding or ()) for c in have}
-    if len(dims) > 1:
-        raise ValueError(f"embeddings of one ranking must have one length, got {sorted(dims)}")
-    return have, np.array([c.embedding for c in have], float)
+        return [], np.zeros((0, 0)), None
+    counts: dict[EmbeddingKey, int] = {}
+    for c in have:
+        counts[_key(c)] = counts.get(_key(c), 0) + 1
+    best = max(counts, key=lambda k: (counts[k], k[1], k[0]))
+    chosen = [c for c in have if _key(c) == best]
+    return chosen, np.array([c.embedding for c in chosen], float), best
 
 
 def _greedy(
@@ -231,18 +255,32 @@ class DiversityStrategy:
 
     labelled: tuple[tuple[float, ...], ...] = ()
     limit: int = 256
+    #: the kind of each ``labelled`` embedding (empty: all of kind "")
+    labelled_kinds: tuple[str, ...] = ()
     name: str = StrategyName.DIVERSITY.value
+
+    def __post_init__(self) -> None:
+        if self.labelled_kinds and len(self.labelled_kinds) != len(self.labelled):
+            raise ValueError(
+                f"{len(self.labelled_kinds)} labelled kinds for {len(self.labelled)} "
+                "labelled embeddings"
+            )
 
     def _weights(self, have: Sequence[Candidate]) -> np.ndarray:
         return np.ones(len(have))
 
+    def _labelled(self, key: EmbeddingKey | None) -> np.ndarray:
+        """The labelled embeddings of ``key``'s kind and length ``(n, length)``."""
+        if key is None:
+            return np.zeros((0, 0))
+        kinds = self.labelled_kinds or ("",) * len(self.labelled)
+        same = [e for e, k in zip(self.labelled, kinds, strict=True) if (k, len(e)) == key]
+        return np.array(same, float) if same else np.zeros((0, 0))
+
     def rank(self, candidates: Sequence[Candidate]) -> list[Ranked]:
         _check_unique(candidates)
-        have, points = _embedded(candidates)
-        lab = np.array(self.labelled, float) if self.labelled else np.zeros((0, 0))
-        if len(lab) and len(have) and lab.shape[1] != points.shape[1]:
-            lab = np.zeros((0, 0))  # embeddings of another model: start afresh
-        picks = _greedy(points, self._weights(have), lab, self.limit)
+        have, points, key = _embedded(candidates)
+        picks = _greedy(points, self._weights(have), self._labelled(key), self.limit)
         out = [Ranked(have[k].image_id, score) for k, score in picks]
         return out + _rest(candidates, {r.image_id for r in out})
 
@@ -272,6 +310,7 @@ def make_strategy(
     *,
     seed: int = 0,
     labelled: Sequence[Sequence[float]] = (),
+    labelled_kinds: Sequence[str] = (),
 ) -> Strategy:
     """The strategy called ``name``.
 
@@ -281,6 +320,8 @@ def make_strategy(
         For the random strategies.
     labelled
         Embeddings of labelled images (diversity strategies start from them).
+    labelled_kinds
+        The kind of each labelled embedding (see :class:`Candidate`); empty: all "".
 
     Raises
     ------
@@ -299,13 +340,14 @@ def make_strategy(
             f"unknown active-learning strategy {name!r}; use one of {', '.join(STRATEGIES)}"
         ) from None
     lab = tuple(tuple(float(x) for x in e) for e in labelled)
+    kinds = tuple(str(k) for k in labelled_kinds)
     strategies: dict[StrategyName, Strategy] = {
         StrategyName.ORDER: OrderStrategy(),
         StrategyName.RANDOM: RandomStrategy(seed),
         StrategyName.FOREGROUND_RANDOM: ForegroundRandomStrategy(seed),
         StrategyName.UNCERTAINTY: UncertaintyStrategy(),
-        StrategyName.DIVERSITY: DiversityStrategy(lab),
-        StrategyName.COMBINED: CombinedStrategy(lab),
+        StrategyName.DIVERSITY: DiversityStrategy(lab, labelled_kinds=kinds),
+        StrategyName.COMBINED: CombinedStrategy(lab, labelled_kinds=kinds),
     }
     return strategies[kind]
 

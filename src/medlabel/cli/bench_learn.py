@@ -59,6 +59,15 @@ def learn(
     pool: Annotated[
         int, typer.Option("--pool", min=0, help="Unlabelled cases scored per round (0: all).")
     ] = 200,
+    uncertainty: Annotated[
+        str,
+        typer.Option(
+            "--uncertainty",
+            help="How pre-annotation measures uncertainty: tta (flips), mc-dropout "
+            "(8 passes with dropout on; models trained with dropout) or auto (mc-dropout "
+            "when the model has dropout, else tta). Diversity uses the model's features.",
+        ),
+    ] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed of draws and training.")] = 0,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads.")] = None,
     option: Annotated[
@@ -90,6 +99,7 @@ def learn(
                 "options": parse_options(option or []),
             },
             pool=pool or None,
+            uncertainty=uncertainty,
         )
 
 
@@ -106,6 +116,7 @@ def _learn(
     steps: tuple[int, ...],
     training: dict[str, Any],
     pool: int | None,
+    uncertainty: str = "auto",
 ) -> None:
     from pydantic import ValidationError
 
@@ -127,6 +138,7 @@ def _learn(
             steps=steps,
             seed=int(training["seed"]),
             pool=pool,
+            uncertainty=uncertainty,
             training=TrainingConfig(**training),
         )
     except ValidationError as exc:
@@ -178,6 +190,7 @@ def _learn(
             "seed": settings.seed,
             "pool": settings.pool,
             "tta": settings.tta,
+            "uncertainty": settings.uncertainty,
             "training": settings.training.model_dump(mode="json"),
         },
         "strategies": {k: [r.as_dict() for r in v] for k, v in curves.items()},

@@ -5,6 +5,10 @@ pre-annotation stored (:class:`~medlabel.storage.db.models.ImageScore`; per imag
 active model's score, else the newest) and ranks them with the project's strategy
 (``projects.active_strategy``, default ``order``: by image id). Images handed out or
 labelled already are the diversity strategies' "labelled" set.
+
+Model-feature embeddings are comparable between images of one model only, so their kind
+is ``model-features:<model id>``; thumbnails are ``thumbnail`` whatever the model (the
+strategies compare only embeddings of one kind, see :mod:`medlabel.active.strategies`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ def _best_scores(rows: Iterable[ImageScore], active: set[int]) -> dict[int, Imag
     return out
 
 
+def embedding_kind(score: ImageScore) -> str:
+    """The comparable kind of a stored embedding (see the module docstring)."""
+    kind = score.embedding_kind or "thumbnail"
+    return f"{kind}:{score.model_id}" if kind == "model-features" else kind
+
+
 def rank_images(s: Session, project_id: int, image_ids: Iterable[int]) -> list[int]:
     """``image_ids`` ordered by the project's strategy (no permission check)."""
     ids = sorted(set(int(i) for i in image_ids))
@@ -54,9 +64,8 @@ def rank_images(s: Session, project_id: int, image_ids: Iterable[int]) -> list[i
     rows = list(s.scalars(select(ImageScore).where(ImageScore.project_id == project_id)))
     best = _best_scores(rows, active)
     wanted = set(ids)
-    labelled = [
-        tuple(r.embedding) for i, r in sorted(best.items()) if i not in wanted and r.embedding
-    ][:MAX_LABELLED]
+    known = [r for i, r in sorted(best.items()) if i not in wanted and r.embedding][:MAX_LABELLED]
+    labelled = [tuple(r.embedding) for r in known]
     candidates = []
     for i in ids:
         r = best.get(i)
@@ -66,12 +75,18 @@ def rank_images(s: Session, project_id: int, image_ids: Iterable[int]) -> list[i
                 uncertainty=None if r is None else min(1.0, max(0.0, float(r.uncertainty))),
                 foreground=None if r is None else int(r.foreground),
                 embedding=tuple(r.embedding) if r is not None and r.embedding else None,
+                embedding_kind=embedding_kind(r) if r is not None else "",
             )
         )
     try:
-        strategy = make_strategy(name, seed=project_id, labelled=labelled)
+        strategy = make_strategy(
+            name,
+            seed=project_id,
+            labelled=labelled,
+            labelled_kinds=[embedding_kind(r) for r in known],
+        )
         return [r.image_id for r in strategy.rank(candidates)]
-    except ValueError:  # an unknown stored name, or mixed embeddings: keep the queue going
+    except ValueError:  # an unknown stored name: keep the queue going
         log.warning(
             "project id=%s: strategy %r failed; image order", project_id, name, exc_info=True
         )

@@ -1,10 +1,7 @@
-"""The project side of the learning loop: training data from the reference labels, and
-pre-annotation results stored as proposals and image scores.
+"""The project side of the learning loop: pre-annotation results stored as proposals
+and image scores (training data from the reference labels is
+:mod:`medlabel.services.training_data`).
 
-- :func:`training_set` turns the project's *reference* labels (per image: the approved
-  consensus, else the first approved reading — see
-  :func:`medlabel.services.review.reference_revisions`) into the trainers' in-memory
-  :class:`~medlabel.engines.deep.tasks.TrainingSet`, recording the revision of each example.
 - :func:`store_prediction` keeps one model prediction of an image: one pending
   :class:`~medlabel.storage.db.models.Proposal` per predicted label for the user who ran
   the job (shown in the workspace's proposal overlay to accept, edit or reject), with the
@@ -18,7 +15,7 @@ Nothing here imports torch (predictions arrive as arrays).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,155 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medlabel.active.embedding import embedding as embedding  # re-exported for the jobs
-from medlabel.annotation.enums import LabelKind
 from medlabel.core.errors import InvalidInputError
-from medlabel.engines.deep.model_dir import TaskKind
-from medlabel.engines.deep.tasks import Example, TrainingSet
-from medlabel.imaging.volume import Volume
 from medlabel.io.arrays import decode_array, encode_array
 from medlabel.services.blobrefs import unit_of_work
 from medlabel.services.context import Context
-from medlabel.services.images import pixels
 from medlabel.services.model_proposals import pending_proposal, replace_pending, store_score
 from medlabel.services.review import ReferenceSource, reference_revisions
-from medlabel.storage.db.models import Image, Label, ModelVersion, Proposal
+from medlabel.services.training_data import image_volume as image_volume  # for the jobs
+from medlabel.storage.db.models import Image, ModelVersion, Proposal
 
 log = logging.getLogger(__name__)
-
-
-# training data ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ReferenceItem:
-    """An image with a reference mask, as found (before pixels are read)."""
-
-    image_id: int
-    revision_id: int
-    mask_digest: str
-
-
-def mask_labels(s: Session, project_id: int, names: Sequence[str] = ()) -> dict[int, str]:
-    """Mask label values and names of a project (all, or those named).
-
-    Raises
-    ------
-    InvalidInputError
-        A name that is not a mask label of the project, or no mask label at all.
-    """
-    rows = list(s.scalars(select(Label).where(Label.project_id == project_id)))
-    masks = {
-        lab.name: int(lab.value)
-        for lab in rows
-        if lab.kind == LabelKind.MASK.value and lab.value is not None
-    }
-    if not masks:
-        raise InvalidInputError("the project has no mask label; add one before training")
-    unknown = [n for n in names if n not in masks]
-    if unknown:
-        raise InvalidInputError(
-            f"unknown mask label(s) {unknown}; this project's mask labels: {sorted(masks)}"
-        )
-    chosen = list(names) or sorted(masks)
-    return {masks[n]: n for n in chosen}
-
-
-def reference_items(s: Session, project_id: int) -> list[ReferenceItem]:
-    """Images of the project whose reference has a mask, in image order (no permission
-    check). With several approved readings and no consensus, the first reader's is used."""
-    out: list[ReferenceItem] = []
-    for image_id in s.scalars(
-        select(Image.id).where(Image.project_id == project_id).order_by(Image.id)
-    ):
-        ref = reference_revisions(s, image_id)
-        rev = next((r for r in ref.revisions if r.mask_digest), None)
-        if rev is not None and rev.mask_digest is not None:
-            out.append(ReferenceItem(int(image_id), rev.id, rev.mask_digest))
-    return out
-
-
-def image_volume(ctx: Context, image: Image) -> Volume:
-    """The stored image as a :class:`Volume` with its geometry."""
-    return Volume(
-        pixels(ctx, image),
-        np.asarray(image.affine),
-        modality=image.modality,
-        geometry_known=image.geometry_known,
-    )
-
-
-def training_set(
-    ctx: Context,
-    project_id: int,
-    labels: Sequence[str] = (),
-    *,
-    progress: Callable[[int, int], None] | None = None,
-    note: Callable[[str], None] | None = None,
-) -> TrainingSet:
-    """The project's reference masks as a segmentation training set.
-
-    Only the chosen labels are kept (other label values become background); images
-    whose reference has none of them are left out. A network takes one kind of input,
-    so when the project mixes 2D and 3D images or greyscale and colour, the largest
-    group is kept and the others are named through ``note``. Example names are
-    ``image-<id>`` and each records its revision id.
-
-    Raises
-    ------
-    InvalidInputError
-        Unknown labels, or fewer than two images with a labelled reference.
-    """
-    with ctx.db.read() as s:
-        names = mask_labels(s, project_id, labels)
-        items = reference_items(s, project_id)
-        images = {i.id: i for i in s.scalars(select(Image).where(Image.project_id == project_id))}
-    keep = np.zeros(65536, np.uint8)
-    for v in names:
-        keep[v] = v
-    examples: list[Example] = []
-    for n, item in enumerate(items, 1):
-        raw = ctx.blobs.read_bytes(item.mask_digest)
-        mask = keep[np.asarray(decode_array(raw)).astype(np.int64)]
-        if mask.any():
-            image = images[item.image_id]
-            vol = image_volume(ctx, image)
-            examples.append(
-                Example(f"image-{item.image_id}", vol, mask, revision=str(item.revision_id))
-            )
-        if progress is not None:
-            progress(n, len(items))
-    groups: dict[tuple[bool, int], list[Example]] = {}
-    for e in examples:
-        groups.setdefault((e.image.is_2d, e.image.channels), []).append(e)
-    if len(groups) > 1:
-        (is_2d, channels), examples = max(groups.items(), key=lambda kv: len(kv[1]))
-        left = [e.name for g in groups.values() for e in g if e not in examples]
-        if note is not None:
-            kind = f"{'2D' if is_2d else '3D'} {'colour' if channels > 1 else 'greyscale'}"
-            note(f"training on the {len(examples)} {kind} image(s); left out: {', '.join(left)}")
-    if len(examples) < 2:
-        raise InvalidInputError(
-            f"training needs at least 2 images whose reference (approved labels) contains "
-            f"{', '.join(names.values())}; this project has {len(examples)}"
-        )
-    return TrainingSet(
-        TaskKind.SEG,
-        examples,
-        {0: "background", **names},
-        source=f"project:{project_id}",
-    )
-
-
-def check_trainable(ctx: Context, project_id: int, labels: Sequence[str] = ()) -> int:
-    """How many images have a labelled reference; refuses fewer than two (cheap: masks
-    are not read)."""
-    with ctx.db.read() as s:
-        names = mask_labels(s, project_id, labels)
-        items = reference_items(s, project_id)
-    if len(items) < 2:
-        raise InvalidInputError(
-            f"training needs at least 2 images with approved labels ({', '.join(names.values())}); "
-            f"this project has {len(items)}: approve more annotations first"
-        )
-    return len(items)
 
 
 # pre-annotation --------------------------------------------------------------------------

@@ -10,7 +10,9 @@ the models of the other tasks propose *content*:
   saliency map (Grad-CAM or occlusion: where the evidence for the class lies, 0..1) is
   stored like a segmentation proposal's uncertainty map, as uint8 × 255 in the
   proposal's map blob (``uncertainty_digest``; ``info["map"] == "saliency"``), covering
-  the whole image (``origin`` 0, ``shape`` the image's). Its mask is empty.
+  the whole image (``origin`` 0, ``shape`` the image's). Its mask is empty. The
+  probabilities are the mean of the uncertainty method's samples, recorded with
+  ``uncertainty_method``, ``uncertainty_samples`` and ``mutual_information``.
 - **detection** (``info["task"] == "det"``): one proposal per box scoring at least the
   job's ``min_score``; ``label`` is the box label, ``info["box"]`` the box in voxel
   coordinates (``start``/``end``, a 2D box spans plane -0.5..0.5, as annotation boxes),
@@ -19,6 +21,11 @@ the models of the other tasks propose *content*:
   threshold, 0.05 by default), so boxes scored near 0.5 make an image uncertain and an
   image whose candidates are all near 0 or 1 is sure (0 without candidates). The
   proposal's ``origin``/``shape`` are the voxels the box covers; its mask is empty.
+
+Every proposal's ``info["embedding"]`` and the image score's ``embedding_kind`` say
+whether the score's embedding is the model's features (``model-features``) or the pixel
+thumbnail (``thumbnail``); :func:`record_signals` adds them (and the uncertainty method)
+to segmentation proposals stored by :func:`medlabel.services.learning.store_prediction`.
 
 Accepting (:func:`accept_content`, called by :func:`medlabel.services.proposals.decide`)
 adds the classes or boxes to the user's annotation as one engine-sourced revision, the
@@ -113,6 +120,11 @@ class ClassResult:
     saliency_method: str
     embedding: list[float]
     seconds: float
+    #: ``thumbnail`` or ``model-features`` (see :mod:`medlabel.active.embedding`)
+    embedding_kind: str = "thumbnail"
+    #: how the uncertainty was measured (method, samples, mutual information), for
+    #: the proposal's info
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.probabilities) < 2:
@@ -153,6 +165,8 @@ class BoxResult:
     seconds: float
     #: every score the model returned (for the uncertainty), default: the boxes'
     scores: list[float] = field(default_factory=list)
+    #: ``thumbnail`` or ``model-features`` (see :mod:`medlabel.active.embedding`)
+    embedding_kind: str = "thumbnail"
 
     @property
     def uncertainty(self) -> float:
@@ -213,8 +227,10 @@ def store_score(
     confidence: float | None,
     foreground: int,
     embedding: list[float],
+    embedding_kind: str = "thumbnail",
 ) -> None:
-    """Record what the model measured on the image (for active learning)."""
+    """Record what the model measured on the image (for active learning); ``embedding_kind``
+    says whether ``embedding`` is the model's features or the pixel thumbnail."""
     score = s.scalar(
         select(ImageScore).where(ImageScore.image_id == image.id, ImageScore.model_id == model.id)
     )
@@ -225,6 +241,33 @@ def store_score(
     score.confidence = confidence
     score.foreground = int(foreground)
     score.embedding = list(embedding)
+    score.embedding_kind = str(embedding_kind)
+
+
+def record_signals(
+    ctx: Context,
+    model: ModelVersion,
+    image_id: int,
+    proposal_ids: Sequence[int],
+    info: dict[str, Any],
+    embedding_kind: str,
+) -> None:
+    """Add ``info`` (how uncertainty was measured) and ``embedding`` (the embedding's
+    kind) to the info of proposals already stored, and the kind to the image's score
+    (for pre-annotation paths that store proposals without them)."""
+    extra = {**info, "embedding": str(embedding_kind)}
+    with ctx.db.write() as s:
+        for pid in proposal_ids:
+            row = s.get(Proposal, pid)
+            if row is not None:
+                row.info = {**(row.info or {}), **extra}
+        score = s.scalar(
+            select(ImageScore).where(
+                ImageScore.image_id == image_id, ImageScore.model_id == model.id
+            )
+        )
+        if score is not None:
+            score.embedding_kind = str(embedding_kind)
 
 
 def pending_proposal(
@@ -298,6 +341,8 @@ def store_classification(
             "uncertainty": round(result.uncertainty, 4),
             "map": SALIENCY,
             "saliency_method": result.saliency_method,
+            **result.info,
+            "embedding": result.embedding_kind,
         }
         for user_id in users:
             row = pending_proposal(
@@ -315,6 +360,7 @@ def store_classification(
             confidence=result.confidence,
             foreground=0,
             embedding=result.embedding,
+            embedding_kind=result.embedding_kind,
         )
         s.flush()
     return created
@@ -347,6 +393,7 @@ def store_detection(
                 "confidence": round(box.score, 4),
                 "uncertainty": round(unc, 4),
                 "boxes": len(result.boxes),
+                "embedding": result.embedding_kind,
             }
             for user_id in users:
                 row = pending_proposal(
@@ -363,6 +410,7 @@ def store_detection(
             confidence=float(np.mean([b.score for b in result.boxes])) if result.boxes else None,
             foreground=len(result.boxes),
             embedding=result.embedding,
+            embedding_kind=result.embedding_kind,
         )
         s.flush()
     return created
@@ -480,6 +528,7 @@ __all__ = [
     "normalised_entropy",
     "proposal_saliency",
     "proposal_task",
+    "record_signals",
     "store_classification",
     "store_detection",
 ]

@@ -57,16 +57,26 @@ EMBED_SHAPE = (256, 64, 64)
 
 
 class MedsamHead(nn.Module):
-    """Prompt encoder + mask decoder of LiteMedSAM with a constant whole-image box."""
+    """Prompt encoder + mask decoder of LiteMedSAM with a constant whole-image box, and
+    dropout of rate ``dropout`` on the image embedding (for MC dropout; no parameters)."""
 
     prompt_encoder: Any
     mask_decoder: Any
     box: torch.Tensor
 
-    def __init__(self, prompt_encoder: nn.Module, mask_decoder: nn.Module, n_labels: int):
+    def __init__(
+        self,
+        prompt_encoder: nn.Module,
+        mask_decoder: nn.Module,
+        n_labels: int,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if not 1 <= n_labels <= MAX_LABELS:
             raise ValueError(f"n_labels must be 1..{MAX_LABELS}, got {n_labels}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be within [0, 1), got {dropout}")
+        self.dropout = nn.Dropout(dropout)
         self.prompt_encoder = prompt_encoder
         self.mask_decoder = mask_decoder
         self.n_labels = n_labels
@@ -76,6 +86,7 @@ class MedsamHead(nn.Module):
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, 1 + n_labels, 256, 256)`` of embeddings ``(batch, 256, 64, 64)``."""
         b = embedding.shape[0]
+        embedding = self.dropout(embedding)
         sparse, dense = self.prompt_encoder(points=None, boxes=self.box, masks=None)
         masks, _ = self.mask_decoder.predict_masks(
             image_embeddings=embedding,
@@ -112,22 +123,24 @@ def _lite_medsam(pretrained: bool) -> Any:
     return modeling.build_lite_medsam()
 
 
-def build_head(*, n_labels: int, encoder: str = ENCODER, encoder_sha256: str = "") -> MedsamHead:
-    """The head's structure (weights come from ``weights.pt``; see :func:`pretrained_head`)."""
+def build_head(
+    *, n_labels: int, encoder: str = ENCODER, encoder_sha256: str = "", dropout: float = 0.0
+) -> MedsamHead:
+    """The head's structure (weights come from ``weights.pt``; see :func:`pretrained_parts`)."""
     if encoder != ENCODER:
         raise ValueError(f"unknown encoder {encoder!r}")
     net = _lite_medsam(pretrained=False)
-    return MedsamHead(net.prompt_encoder, net.mask_decoder, n_labels)
+    return MedsamHead(net.prompt_encoder, net.mask_decoder, n_labels, dropout)
 
 
-def pretrained_parts(n_labels: int) -> tuple[nn.Module, MedsamHead]:
+def pretrained_parts(n_labels: int, dropout: float = 0.0) -> tuple[nn.Module, MedsamHead]:
     """The frozen pretrained encoder (eval mode) and a head starting from the pretrained
     prompt encoder and mask decoder (prompt encoder frozen)."""
     net = _lite_medsam(pretrained=True)
     encoder = net.image_encoder.eval()
     for p in encoder.parameters():
         p.requires_grad_(False)
-    head = MedsamHead(net.prompt_encoder, net.mask_decoder, n_labels)
+    head = MedsamHead(net.prompt_encoder, net.mask_decoder, n_labels, dropout)
     for p in head.prompt_encoder.parameters():
         p.requires_grad_(False)
     return encoder, head
@@ -251,7 +264,7 @@ def train_medsam(
 ) -> TrainedNet:
     """Fine-tune the decoder on cached embeddings; the best epoch's weights."""
     n_labels = plan.n_classes - 1
-    encoder, head = pretrained_parts(n_labels)
+    encoder, head = pretrained_parts(n_labels, plan.dropout)
     cache = config.options.get("cache_dir")
     embedder = Embedder(encoder, Path(cache) if cache else default_cache_dir())
     total = len(train) + len(val)
@@ -316,7 +329,12 @@ def train_medsam(
     result = fit(head, loss_fn, batches, validate if val else None, settings, reporter)
     arch = Architecture(
         name="medsam-decoder",
-        params={"n_labels": n_labels, "encoder": ENCODER, "encoder_sha256": WEIGHTS_SHA256},
+        params={
+            "n_labels": n_labels,
+            "encoder": ENCODER,
+            "encoder_sha256": WEIGHTS_SHA256,
+            **({"dropout": plan.dropout} if plan.dropout > 0 else {}),
+        },
     )
     spec = InputSpec(
         dims=2,
@@ -356,17 +374,26 @@ class MedsamRunner:
 
             self.session = make_session(Path(directory) / ONNX_FILE)
             return
-        encoder, head = pretrained_parts(int(params["n_labels"]))
+        encoder, head = pretrained_parts(int(params["n_labels"]), float(params.get("dropout", 0.0)))
         head.load_state_dict(load_state(directory))
         self.head = head.eval()
         self.embedder = Embedder(encoder, None, onnx=False)
+        self._last: tuple[bytes, np.ndarray] | None = None
+
+    def embedding(self, model_in: np.ndarray) -> np.ndarray:
+        """The encoder's embedding ``(256, 64, 64)`` float16, remembered for the last
+        input (MC-dropout samples and features of one image share one encoder pass)."""
+        key = hashlib.sha256(np.ascontiguousarray(model_in).tobytes()).digest()
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self.embedder(model_in))
+        return self._last[1]
 
     def indices(self, volume: Volume) -> np.ndarray:
         model_in, frame = frame_input(volume)
         if self.session is not None:
             logits = self.session.run(None, {"input": model_in[None]})[0][0]
         else:
-            emb = torch.from_numpy(self.embedder(model_in).astype(np.float32))[None]
+            emb = torch.from_numpy(self.embedding(model_in).astype(np.float32))[None]
             with torch.inference_mode():
                 logits = self.head(emb)[0]
         return logits_to_image(logits, frame)[np.newaxis]

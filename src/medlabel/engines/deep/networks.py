@@ -10,6 +10,10 @@ Each builder takes the card's ``architecture.params`` as keyword arguments and r
 - ``medsam-decoder``: LiteMedSAM's prompt encoder and mask decoder, fine-tuned with a
   whole-image box prompt on embeddings of the frozen pretrained image encoder (see
   :mod:`~medlabel.engines.deep.medsam`).
+
+Every builder takes ``dropout`` (default 0, what cards written before it had): the rate
+of a dropout layer on the deepest features (the U-Nets' bottleneck output, the LiteMedSAM
+image embedding), used for Monte-Carlo dropout (:mod:`~medlabel.engines.deep.mc_dropout`).
 """
 
 from __future__ import annotations
@@ -59,10 +63,13 @@ def _dynunet(
     strides: list[list[int]],
     filters: list[int],
     norm: str = "instance",
+    dropout: float = 0.0,
 ) -> Any:
     from monai.networks.nets import DynUNet
 
-    return DynUNet(
+    from medlabel.engines.deep.mc_dropout import bottleneck_dropout
+
+    net = DynUNet(
         spatial_dims=spatial_dims,
         in_channels=in_channels,
         out_channels=out_channels,
@@ -73,6 +80,7 @@ def _dynunet(
         norm_name=(norm, {"affine": True}),
         res_block=False,
     )
+    return bottleneck_dropout(net, dropout)
 
 
 def _unet(
@@ -83,10 +91,13 @@ def _unet(
     channels: list[int],
     num_res_units: int = 2,
     norm: str = "instance",
+    dropout: float = 0.0,
 ) -> Any:
     from monai.networks.nets import UNet
 
-    return UNet(
+    from medlabel.engines.deep.mc_dropout import bottleneck_dropout
+
+    net = UNet(
         spatial_dims=spatial_dims,
         in_channels=in_channels,
         out_channels=out_channels,
@@ -95,6 +106,7 @@ def _unet(
         num_res_units=num_res_units,
         norm=norm,
     )
+    return bottleneck_dropout(net, dropout)
 
 
 def _medsam(**params: Any) -> Any:

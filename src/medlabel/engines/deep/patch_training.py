@@ -100,6 +100,7 @@ def architecture(plan: SegPlan) -> Architecture:
                 "in_channels": plan.channels,
                 "out_channels": plan.n_classes,
                 "channels": plan.filters[: pooled + 1],
+                **_dropout(plan),
             },
         )
     return Architecture(
@@ -111,8 +112,14 @@ def architecture(plan: SegPlan) -> Architecture:
             "kernels": plan.kernels,
             "strides": plan.strides,
             "filters": plan.filters,
+            **_dropout(plan),
         },
     )
+
+
+def _dropout(plan: SegPlan) -> dict[str, float]:
+    """``{"dropout": rate}`` when the plan has dropout (cards without it build as before)."""
+    return {"dropout": plan.dropout} if plan.dropout > 0 else {}
 
 
 def dice_ce_loss(n_classes: int) -> Any:

@@ -251,7 +251,16 @@ class SegModel:
 
             fmt = torch.channels_last_3d if self.plan.dims == 3 else torch.channels_last
             net.to(memory_format=fmt)
-        return _PatchRunner(self.card, self.plan, predictor)
+        return _PatchRunner(self.card, self.plan, predictor, net)
+
+    @property
+    def torch_network(self) -> Any:
+        """The torch module that computes the logits (the U-Net, or the LiteMedSAM
+        head behind the frozen encoder); None with the ONNX backend."""
+        runner = self._runner
+        if isinstance(runner, _PatchRunner):
+            return runner.net
+        return getattr(runner, "head", None) if runner.session is None else None
 
     def predict(self, image: Volume | np.ndarray, spacing: Sequence[float] | None = None) -> Any:
         """Label values ``(planes, rows, columns)`` (uint8) on ``image``'s grid.
@@ -290,10 +299,12 @@ def as_volume(image: Volume | np.ndarray, spacing: Sequence[float] | None, dims:
 class _PatchRunner:
     """Sliding-window prediction of a U-Net, resampled back to the input's grid."""
 
-    def __init__(self, card: ModelCard, plan: SegPlan, predictor: Any) -> None:
+    def __init__(self, card: ModelCard, plan: SegPlan, predictor: Any, net: Any = None) -> None:
         self.card = card
         self.plan = plan
         self.predictor = predictor
+        #: the torch network behind ``predictor`` (None for ONNX Runtime)
+        self.net = net
 
     def indices(self, volume: Volume) -> np.ndarray:
         from medlabel.engines.deep.inference import probabilities, window_logits

@@ -1,7 +1,13 @@
 """``preannotate``: run a trained model over the project's images without a reference
 (or a selection) and store its masks as pending proposals of the user who started the
 job, with confidence, uncertainty and an uncertainty map (see
-:mod:`medlabel.services.learning`)."""
+:mod:`medlabel.services.learning`).
+
+Uncertainty (``uncertainty``): ``auto`` (MC dropout when the model has dropout, else
+test-time augmentation), ``tta``, ``mc-dropout`` or ``tta+mc-dropout``; the proposals'
+info records the method used (``uncertainty_method``, ``uncertainty_samples``) and the
+image score's embedding kind (``embedding``: ``model-features`` or ``thumbnail``).
+Detection models ignore it (their uncertainty is the entropy of their box scores)."""
 
 from __future__ import annotations
 
@@ -27,7 +33,18 @@ class PreannotateParams(BaseModel):
         default=None, max_length=100_000, description="Default: every image without a reference."
     )
     tta: bool = Field(
-        default=True, description="Average flipped predictions (uncertainty from 3 samples)."
+        default=True,
+        description="Segmentation: allow flipped predictions (off: test-time augmentation "
+        "is a single prediction and MC dropout runs without flips).",
+    )
+    uncertainty: Literal["auto", "tta", "mc-dropout", "tta+mc-dropout"] = Field(
+        default="auto",
+        description="How uncertainty is measured: test-time augmentation (flips), MC "
+        "dropout (stochastic passes with dropout on; models trained with dropout), both, "
+        "or auto (MC dropout when the model has dropout, else flips).",
+    )
+    mc_samples: int = Field(
+        default=8, ge=2, le=64, description="Stochastic passes of MC dropout per image."
     )
     backend: str = Field(default="auto", pattern="^(auto|torch|onnx)$")
     for_annotators: bool = Field(
@@ -67,9 +84,25 @@ def _model_row(ctx: Context, project_id: int, params: PreannotateParams) -> Mode
         return row
 
 
+def card_has_dropout(card: dict[str, Any]) -> bool:
+    """Whether a stored model card's network has dropout (MC dropout possible): the
+    segmentation networks record ``dropout`` in their parameters (0 before it existed),
+    the classification networks always have it, the classical models never."""
+    arch = card.get("architecture") or {}
+    if arch.get("name") in ("cls-resnet", "cls-feature-head"):
+        return float((arch.get("params") or {}).get("dropout", 0.2)) > 0
+    return float((arch.get("params") or {}).get("dropout", 0.0)) > 0
+
+
 def _check(ctx: Context, project_id: int | None, params: PreannotateParams) -> None:
     assert project_id is not None
     row = _model_row(ctx, project_id, params)
+    wants_mc = params.uncertainty in ("mc-dropout", "tta+mc-dropout")
+    if wants_mc and row.task != "det" and not card_has_dropout(row.card or {}):
+        raise InvalidInputError(
+            f"uncertainty {params.uncertainty!r} needs a model trained with dropout; model "
+            f"{row.name} v{row.version} has none (retrain it, or use 'tta' or 'auto')"
+        )
     if row.task != "seg":  # its classes must be labels of the project
         from medlabel.jobs.kinds.preannotate_content import check_labels
 
@@ -121,6 +154,7 @@ def _recipients(ctx: Context, env: JobEnv, for_annotators: bool) -> list[int]:
 def _run(env: JobEnv, params: PreannotateParams, reporter: Reporter) -> dict[str, Any]:
     from medlabel.jobs.kinds.preannotate_seg_batch import SegPredictor
     from medlabel.services.learning import store_prediction, unlabelled_images
+    from medlabel.services.model_proposals import record_signals
 
     if env.job.created_by is None:
         raise InvalidInputError("pre-annotation proposals belong to a user: start it as one")
@@ -144,7 +178,13 @@ def _run(env: JobEnv, params: PreannotateParams, reporter: Reporter) -> dict[str
     failed: list[str] = []
     # the model runs in batches: here, or on Ray actors that each load it once; the
     # predictions come back here and this process stores them
-    predictor = SegPredictor(row.id, backend=params.backend, tta=params.tta)
+    predictor = SegPredictor(
+        row.id,
+        backend=params.backend,
+        tta=params.tta,
+        uncertainty=params.uncertainty,
+        mc_samples=params.mc_samples,
+    )
     with env.map_batches(predictor, ids, batch_size=8, cancelled=reporter.cancelled) as results:
         for n, (image_id, result) in enumerate(results, 1):
             reporter.check_cancelled()
@@ -152,7 +192,11 @@ def _run(env: JobEnv, params: PreannotateParams, reporter: Reporter) -> dict[str
                 failed.append(result)
                 reporter.log(result, "warning")
             elif result is not None:  # (None: the image was deleted meanwhile)
-                proposals += store_prediction(ctx, row, users, result, label_names)
+                created = store_prediction(ctx, row, users, result, label_names)
+                record_signals(
+                    ctx, row, result.image_id, created, result.info, result.embedding_kind
+                )
+                proposals += created
                 scores[str(image_id)] = round(result.uncertainty, 4)
             reporter.progress(n, len(ids), "pre-annotating")
     reporter.log(f"{len(proposals)} proposal(s) on {len(scores)} image(s)")

@@ -46,7 +46,7 @@ def run_content_task(
     from medlabel.engines.deep.tasks import get_task
     from medlabel.jobs.kinds.preannotate_cls import predict_classes
     from medlabel.jobs.kinds.preannotate_det import predict_boxes
-    from medlabel.services.learning import embedding, image_volume
+    from medlabel.services.learning import image_volume
     from medlabel.services.model_proposals import store_classification, store_detection
     from medlabel.services.models import extract_model
 
@@ -76,13 +76,17 @@ def run_content_task(
                 continue
             try:
                 if row.task == "cls":
-                    result = predict_classes(model, volume, image_id, embedding(volume))
+                    result = predict_classes(
+                        model,
+                        volume,
+                        image_id,
+                        method=params.uncertainty,
+                        samples=params.mc_samples,
+                    )
                     proposals += store_classification(ctx, row, users, result)
                     scores[str(image_id)] = round(result.uncertainty, 4)
                 else:
-                    boxes = predict_boxes(
-                        model, volume, image_id, embedding(volume), min_score=params.min_score
-                    )
+                    boxes = predict_boxes(model, volume, image_id, min_score=params.min_score)
                     proposals += store_detection(ctx, row, users, boxes)
                     scores[str(image_id)] = round(boxes.uncertainty, 4)
             except InvalidInputError as exc:  # an image the model cannot take

@@ -7,27 +7,40 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlabel.core.errors import InvalidInputError, NotFoundError
+from medlabel.services.learning import ImagePrediction
 from medlabel.storage.db.models import Image, ModelVersion
 
 if TYPE_CHECKING:
     from medlabel.services.context import Context
-    from medlabel.services.learning import ImagePrediction
+
+
+@dataclass
+class SegImagePrediction(ImagePrediction):
+    """An :class:`~medlabel.services.learning.ImagePrediction` with how its uncertainty
+    was measured (``info``: method, samples, mutual information) and which embedding it
+    carries (``model-features`` or ``thumbnail``)."""
+
+    info: dict[str, Any] = field(default_factory=dict)
+    embedding_kind: str = "thumbnail"
 
 
 @dataclass(frozen=True)
 class SegPredictor:
-    """A worker factory: ``SegPredictor(model_id, backend, tta)(ctx)`` loads the model;
-    the result maps a batch of image ids to one outcome each (picklable, so Ray actors
-    can build it)."""
+    """A worker factory: ``SegPredictor(model_id, backend, tta, uncertainty,
+    mc_samples)(ctx)`` loads the model; the result maps a batch of image ids to one
+    outcome each (picklable, so Ray actors can build it)."""
 
     model_id: int
     backend: str = "auto"
     tta: bool = True
+    #: ``auto``, ``tta``, ``mc-dropout`` or ``tta+mc-dropout``
+    uncertainty: str = "auto"
+    mc_samples: int = 8
 
     def __call__(self, ctx: Context) -> LoadedSegModel:
         return LoadedSegModel(ctx, self)
@@ -43,7 +56,7 @@ class LoadedSegModel:
         from medlabel.services.models import extract_model
 
         self._ctx = ctx
-        self._tta = spec.tta
+        self._spec = spec
         with ctx.db.read() as s:
             row = s.get(ModelVersion, spec.model_id)
         if row is None:
@@ -61,10 +74,11 @@ class LoadedSegModel:
         """Per image: a prediction, why it was skipped, or None (deleted meanwhile)."""
         return [self.predict(i) for i in image_ids]
 
-    def predict(self, image_id: int) -> ImagePrediction | str | None:
+    def predict(self, image_id: int) -> SegImagePrediction | str | None:
         """One image's prediction; a message if the model cannot take it."""
+        from medlabel.engines.deep.features import image_embedding
         from medlabel.engines.deep.uncertainty import predict_with_uncertainty
-        from medlabel.services.learning import ImagePrediction, embedding, image_volume
+        from medlabel.services.learning import image_volume
 
         card = self.card
         with self._ctx.db.read() as s:
@@ -80,11 +94,19 @@ class LoadedSegModel:
             want = f"{card.input.dims}D with {card.input.channels} channel(s)"
             return f"image {image_id}: the model takes {want} images"
         try:
-            pred = predict_with_uncertainty(self.model, volume, tta=self._tta)
+            pred = predict_with_uncertainty(
+                self.model,
+                volume,
+                tta=self._spec.tta,
+                method=self._spec.uncertainty,
+                samples=self._spec.mc_samples,
+                features=True,
+            )
+            vector, kind = image_embedding(self.model, volume, known=pred.features)
         except InvalidInputError as exc:  # an image the model cannot take (2D/3D...)
             return f"image {image_id}: {exc.message}"
         fg = pred.labels > 0
-        return ImagePrediction(
+        return SegImagePrediction(
             image_id=image_id,
             labels=pred.labels,
             entropy=pred.entropy,
@@ -92,8 +114,10 @@ class LoadedSegModel:
             uncertainty=pred.uncertainty(),
             disagreement=float(pred.disagreement[fg].mean()) if fg.any() else 0.0,
             samples=pred.samples,
-            embedding=embedding(volume),
+            embedding=vector,
             seconds=time.perf_counter() - started,
+            info=dict(pred.info),
+            embedding_kind=kind.value,
         )
 
     def close(self) -> None:

@@ -18,11 +18,15 @@ from medlabel.services.context import Context
 class TrainParams(BaseModel):
     """What to train."""
 
-    task: Literal["seg"] = Field(
-        default="seg", description="seg (classification follows when its trainer lands)"
+    task: Literal["seg", "cls", "det"] = Field(
+        default="seg",
+        description="seg: masks; cls: image classes (classification labels); det: boxes.",
     )
     labels: list[str] = Field(
-        default_factory=list, max_length=32, description="Mask labels to learn; empty: all."
+        default_factory=list,
+        max_length=32,
+        description="Labels to learn (mask, classification or box labels, by the task); "
+        "empty: all of the task's kind.",
     )
     epochs: int | None = Field(default=None, ge=1, le=10_000, description="Maximum epochs.")
     minutes: float | None = Field(
@@ -42,18 +46,18 @@ class TrainParams(BaseModel):
 
 def _check(ctx: Context, project_id: int | None, params: TrainParams) -> None:
     from medlabel.engines.deep.tasks import get_task
-    from medlabel.services.learning import check_trainable
+    from medlabel.services.training_data import check_trainable
 
     assert project_id is not None
     get_task(params.task)  # names the extra to install when torch is missing
-    check_trainable(ctx, project_id, params.labels)
+    check_trainable(ctx, project_id, params.task, params.labels)
 
 
 def _run(env: JobEnv, params: TrainParams, reporter: Reporter) -> dict[str, Any]:
     from medlabel.engines.deep.model_dir import TrainingConfig
     from medlabel.engines.deep.tasks import get_task
-    from medlabel.services.learning import training_set
     from medlabel.services.models import model_summary, register_model
+    from medlabel.services.training_data import training_set
 
     env.principal()  # the user who started it still has an account
     trainer = get_task(params.task)
@@ -61,15 +65,14 @@ def _run(env: JobEnv, params: TrainParams, reporter: Reporter) -> dict[str, Any]
     data = training_set(
         env.ctx,
         env.project_id,
+        params.task,
         params.labels,
         progress=lambda done, total: reporter.stage_progress("reading labels", done, total),
         note=reporter.log,
     )
     revisions = sorted({int(e.revision) for e in data.examples if e.revision})
-    reporter.log(
-        f"{len(data.examples)} labelled image(s), labels "
-        + ", ".join(f"{v}={n}" for v, n in data.labels.items() if v)
-    )
+    learnt = [n for v, n in data.labels.items() if v or params.task != "seg"]
+    reporter.log(f"{len(data.examples)} labelled image(s); {params.task} labels: {learnt}")
     config = TrainingConfig(
         seed=params.seed,
         epochs=params.epochs,

@@ -57,7 +57,10 @@ class ImageScore(Base):
 
     One row per image and model version (re-running the same model replaces it).
     ``uncertainty`` is 0 (sure) .. 1 (maximally unsure); ``embedding`` is a short
-    feature vector (a normalised, downsampled thumbnail) for diversity sampling.
+    feature vector for diversity sampling: the model's own features of the image
+    (``embedding_kind`` ``model-features``; comparable between images of one model only)
+    or a normalised, downsampled thumbnail (``thumbnail``, rows written before the kind
+    was recorded included).
     """
 
     __tablename__ = "image_scores"
@@ -75,4 +78,7 @@ class ImageScore(Base):
     #: predicted foreground voxels (all labels)
     foreground: Mapped[int] = mapped_column(BigInteger, default=0)
     embedding: Mapped[list[Any]] = mapped_column(default=list)
+    embedding_kind: Mapped[str] = mapped_column(
+        String(32), default="thumbnail", server_default="thumbnail"
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

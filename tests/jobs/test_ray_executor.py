@@ -266,3 +266,32 @@ def test_export_and_preannotate_on_the_cluster(ctx: Context, world: World) -> No
         props = list(s.scalars(select(Proposal).where(Proposal.user_id == w.ann.id)))
     assert sorted(sc.image_id for sc in scores) == w.image_ids[3:]
     assert props and all(p.engine_version == "v1" for p in props)
+
+
+def test_classification_preannotation_on_the_cluster(ctx: Context, tmp_path: Path) -> None:
+    """Classification pre-annotation runs in batches on a Ray actor too: a classifier
+    trained on approved classes here, its proposals computed on the cluster."""
+    from sqlalchemy import select
+
+    from medlabel.storage.db.models import ImageScore, Proposal
+    from tests.jobs.test_preannotate_cls_det import ContentWorld
+    from tests.jobs.test_train_content_kind import CLS, tagged
+
+    _need_train_extra()
+    w = ContentWorld(ctx, tmp_path)
+    _, rest = tagged(w, per_class=3)
+    model = run_in_foreground(ctx, w.admin, "train", CLS, project_id=w.project_id)
+    assert model.job.state == "succeeded", model.job.error
+    ctx.start_jobs()  # now on the cluster
+
+    pre = submit_job(ctx, w.ann, "preannotate", {"task": "cls"}, project_id=w.project_id)
+    row = wait_state(ctx, pre.job.id, "succeeded", "failed", timeout=TIMEOUT)
+    assert row.state == "succeeded", row.error
+    assert row.result["task"] == "cls" and row.result["images"] == len(rest)
+    assert row.worker and not row.worker.endswith(f":{os.getpid()}")
+    with ctx.db.read() as s:
+        scores = list(s.scalars(select(ImageScore)))
+        props = list(s.scalars(select(Proposal).where(Proposal.user_id == w.ann.id)))
+    assert sorted(sc.image_id for sc in scores) == sorted(rest)
+    assert {p.image_id for p in props} == set(rest)
+    assert all(p.info["task"] == "cls" and p.info["embedding"] for p in props)

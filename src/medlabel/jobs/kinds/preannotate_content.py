@@ -1,16 +1,23 @@
 """The ``preannotate`` job for classification and detection models: their proposals are
-classes and boxes (see :mod:`medlabel.services.model_proposals`), one image at a time
-with the model loaded once. :mod:`medlabel.jobs.kinds.preannotate` hands over here after
-choosing the model, the images and the recipients."""
+classes and boxes (see :mod:`medlabel.services.model_proposals`).
+:mod:`medlabel.jobs.kinds.preannotate` hands over here after choosing the model, the
+images and the recipients.
+
+As for segmentation (:mod:`medlabel.jobs.kinds.preannotate_seg_batch`), the model runs a
+batch of images at a time through :meth:`medlabel.jobs.spec.JobEnv.map_batches`:
+:class:`ContentPredictor` loads it once per worker (a thread of the job, or a Ray actor
+on a cluster) and returns one result per image; this process stores them."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medlabel.core.errors import InvalidInputError
+from medlabel.core.errors import InvalidInputError, NotFoundError
+from medlabel.engines.deep.mc_dropout import DEFAULT_MC_SAMPLES
 from medlabel.jobs.reporter import Reporter
 from medlabel.jobs.spec import JobEnv
 from medlabel.services.context import Context
@@ -18,6 +25,7 @@ from medlabel.storage.db.models import Image, ModelVersion
 
 if TYPE_CHECKING:
     from medlabel.jobs.kinds.preannotate import PreannotateParams
+    from medlabel.services.model_proposals import BoxResult, ClassResult
 
 
 def _class_names(row: ModelVersion) -> list[str]:
@@ -33,6 +41,80 @@ def check_labels(ctx: Context, project_id: int, row: ModelVersion) -> None:
         check_model_labels(s, project_id, row.task, _class_names(row))
 
 
+@dataclass(frozen=True)
+class ContentPredictor:
+    """A worker factory: ``ContentPredictor(model_id, ...)(ctx)`` loads a classification
+    or detection model; the result maps a batch of image ids to one outcome each
+    (picklable, so Ray actors can build it)."""
+
+    model_id: int
+    backend: str = "auto"
+    #: classification: ``auto``, ``tta``, ``mc-dropout`` or ``tta+mc-dropout``
+    uncertainty: str = "auto"
+    mc_samples: int = DEFAULT_MC_SAMPLES
+    #: detection: boxes scoring at least this become proposals
+    min_score: float = 0.3
+
+    def __call__(self, ctx: Context) -> LoadedContentModel:
+        return LoadedContentModel(ctx, self)
+
+
+class LoadedContentModel:
+    """One worker's loaded classification or detection model (its files in a temporary
+    folder until :meth:`close`)."""
+
+    def __init__(self, ctx: Context, spec: ContentPredictor) -> None:
+        from medlabel.engines.deep.model_dir import ModelCard
+        from medlabel.engines.deep.tasks import get_task
+        from medlabel.services.models import extract_model
+
+        self._ctx = ctx
+        self._spec = spec
+        with ctx.db.read() as s:
+            row = s.get(ModelVersion, spec.model_id)
+        if row is None:
+            raise NotFoundError(f"model {spec.model_id} not found")
+        self.task = row.task
+        self._tmp = tempfile.TemporaryDirectory(prefix="medlabel-model-")
+        try:
+            directory = extract_model(ctx, row, Path(self._tmp.name) / "model")
+            card = ModelCard.read(directory)
+            self.model = get_task(card.task).load(directory, card, backend=spec.backend)
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+
+    def __call__(self, image_ids: list[int]) -> list[Any]:
+        """Per image: a result, why it was skipped, or None (deleted meanwhile)."""
+        return [self.predict(i) for i in image_ids]
+
+    def predict(self, image_id: int) -> ClassResult | BoxResult | str | None:
+        """One image's classes or boxes; a message if the model cannot take it."""
+        from medlabel.jobs.kinds.preannotate_cls import predict_classes
+        from medlabel.jobs.kinds.preannotate_det import predict_boxes
+        from medlabel.services.learning import image_volume
+
+        with self._ctx.db.read() as s:
+            image = s.get(Image, image_id)
+        if image is None:
+            return None
+        volume = image_volume(self._ctx, image)
+        if not volume.is_2d:
+            return f"image {image_id}: {self.task} models take 2D images"
+        spec = self._spec
+        try:
+            if self.task == "cls":
+                return predict_classes(
+                    self.model, volume, image_id, method=spec.uncertainty, samples=spec.mc_samples
+                )
+            return predict_boxes(self.model, volume, image_id, min_score=spec.min_score)
+        except InvalidInputError as exc:  # an image the model cannot take
+            return f"image {image_id}: {exc.message}"
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
 def run_content_task(
     env: JobEnv,
     params: PreannotateParams,
@@ -42,13 +124,11 @@ def run_content_task(
     ids: Sequence[int],
 ) -> dict[str, Any]:
     """Pre-annotate ``ids`` with a classification or detection model for ``users``."""
-    from medlabel.engines.deep.model_dir import ModelCard
-    from medlabel.engines.deep.tasks import get_task
-    from medlabel.jobs.kinds.preannotate_cls import predict_classes
-    from medlabel.jobs.kinds.preannotate_det import predict_boxes
-    from medlabel.services.learning import image_volume
-    from medlabel.services.model_proposals import store_classification, store_detection
-    from medlabel.services.models import extract_model
+    from medlabel.services.model_proposals import (
+        BoxResult,
+        store_classification,
+        store_detection,
+    )
 
     ctx = env.ctx
     check_labels(ctx, env.project_id, row)  # labels may have changed since it was queued
@@ -59,40 +139,25 @@ def run_content_task(
     proposals: list[int] = []
     scores: dict[str, float] = {}
     failed: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="medlabel-model-") as tmp:
-        directory = extract_model(ctx, row, Path(tmp) / "model")
-        card = ModelCard.read(directory)
-        model = get_task(card.task).load(directory, card, backend=params.backend)
-        for n, image_id in enumerate(ids, 1):
+    predictor = ContentPredictor(
+        row.id,
+        backend=params.backend,
+        uncertainty=params.uncertainty,
+        mc_samples=params.mc_samples,
+        min_score=params.min_score,
+    )
+    with env.map_batches(predictor, ids, batch_size=8, cancelled=reporter.cancelled) as results:
+        for n, (image_id, result) in enumerate(results, 1):
             reporter.check_cancelled()
-            with ctx.db.read() as s:
-                image = s.get(Image, image_id)
-            if image is None:
-                continue
-            volume = image_volume(ctx, image)
-            if not volume.is_2d:
-                failed.append(f"image {image_id}: {row.task} models take 2D images")
-                reporter.log(failed[-1], "warning")
-                continue
-            try:
-                if row.task == "cls":
-                    result = predict_classes(
-                        model,
-                        volume,
-                        image_id,
-                        method=params.uncertainty,
-                        samples=params.mc_samples,
-                    )
-                    proposals += store_classification(ctx, row, users, result)
-                    scores[str(image_id)] = round(result.uncertainty, 4)
-                else:
-                    boxes = predict_boxes(model, volume, image_id, min_score=params.min_score)
-                    proposals += store_detection(ctx, row, users, boxes)
-                    scores[str(image_id)] = round(boxes.uncertainty, 4)
-            except InvalidInputError as exc:  # an image the model cannot take
-                failed.append(f"image {image_id}: {exc.message}")
-                reporter.log(failed[-1], "warning")
-                continue
+            if isinstance(result, str):
+                failed.append(result)
+                reporter.log(result, "warning")
+            elif isinstance(result, BoxResult):
+                proposals += store_detection(ctx, row, users, result)
+                scores[str(image_id)] = round(result.uncertainty, 4)
+            elif result is not None:
+                proposals += store_classification(ctx, row, users, result)
+                scores[str(image_id)] = round(result.uncertainty, 4)
             reporter.progress(n, len(ids), "pre-annotating")
     reporter.log(f"{len(proposals)} proposal(s) on {len(scores)} image(s)")
     return {

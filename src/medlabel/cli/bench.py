@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from medlabel.cli.bench_learn import learn
 from medlabel.cli.common import console, err_console, progress, reporting
 from medlabel.core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from medlabel.engines.registry import EngineRegistry
 
 app = typer.Typer(help="Measure annotation engines on labelled data.", no_args_is_help=True)
 app.command("learn")(learn)
@@ -33,6 +36,29 @@ def _params(items: list[str]) -> dict[str, str]:
             raise InvalidInputError(f"--param takes NAME=VALUE; got {item!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def _model_registry(engine: str, model: Path | None) -> EngineRegistry | None:
+    """The default engines plus ``trained-model`` on ``model`` when that engine is
+    asked for; None (the default registry) otherwise."""
+    from medlabel.engines.interactive import TRAINED_MODEL, register_trained_model
+
+    if engine != TRAINED_MODEL:
+        if model is not None:
+            raise InvalidInputError(
+                f"--model is for --engine {TRAINED_MODEL}; engine {engine!r} takes no model"
+            )
+        return None
+    if model is None:
+        raise InvalidInputError(
+            f"engine {TRAINED_MODEL!r} needs --model DIR: a segmentation model folder "
+            "written by `medlabel train --task seg`"
+        )
+    from medlabel.engines.registry import default_registry
+
+    registry = default_registry()
+    register_trained_model(registry, model)
+    return registry
 
 
 @app.command("interactive")
@@ -73,6 +99,14 @@ def interactive(
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Engine parameter NAME=VALUE.")
     ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Segmentation model folder (`medlabel train --task seg`) for "
+            "--engine trained-model.",
+        ),
+    ] = None,
 ) -> None:
     """Simulated annotator: box, then clicks on the largest error; Dice per prompt, NoC@85
     and NoC@90, seconds per prompt, and a manual polygon baseline."""
@@ -101,8 +135,13 @@ def interactive(
             def report(done: int, total: int, name: str) -> None:
                 bar.update(task, completed=done, total=total, description=f"{engine} {name}")
 
-            result = run_benchmark(images, masks, engine, options, progress=report)
+            registry = _model_registry(engine, model)
+            result = run_benchmark(
+                images, masks, engine, options, registry=registry, progress=report
+            )
         payload = result.to_json()
+        if model is not None:
+            payload["summary"]["options"]["model"] = str(model)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(payload, indent=1) + "\n")

@@ -30,6 +30,9 @@ instead replays the slice-wise protocol: a correction goes to the slice where th
 largest 3D error region is widest, with that slice's clicks (and its box) and the
 current mask as ``previous``; the slice is replaced and propagated again. Dice is 3D
 Dice. Time per prompt is wall time of the engine calls, propagation included.
+Engines that segment a whole volume from a 3D box (:func:`takes_3d_box`, such as
+``trained-model``) need no propagation: each prompt is one request for the volume with
+the 3D box and every click so far (:func:`~.interactive_volume.simulate_volumetric_case`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -194,6 +198,32 @@ class Trace:
         self.clicks.append(click)
         self.click_prompts.append(prompt)
 
+    def answer(
+        self,
+        ref: np.ndarray,
+        current: np.ndarray,
+        step: Callable[[], np.ndarray],
+        stop_dice: float,
+    ) -> tuple[np.ndarray, bool]:
+        """Run one prompt's ``step`` and record its seconds and Dice against ``ref``;
+        returns the new mask and whether the case ends (the engine refused, or
+        ``stop_dice`` was reached)."""
+        t0 = time.perf_counter()
+        try:
+            current = step()
+        except (ValueError, MedlabelError) as exc:
+            self.stopped = StopReason.ENGINE_ERROR
+            self.error = str(exc)
+            if not self.dice:
+                self.dice.append(dice(ref, current))
+            return current, True
+        self.seconds.append(time.perf_counter() - t0)
+        self.dice.append(dice(ref, current))
+        if self.dice[-1] >= stop_dice:
+            self.stopped = StopReason.STOP_DICE
+            return current, True
+        return current, False
+
 
 def noc(dice_per_prompt: Sequence[float], threshold: float, max_prompts: int) -> int:
     """Number of prompts until Dice ≥ ``threshold``; ``max_prompts`` if never reached.
@@ -262,13 +292,14 @@ def build_request(
     shape: tuple[int, int, int],
     *,
     axis: int,
-    index: int,
+    index: int | None,
     box: tuple[Point, Point] | None,
     clicks: Sequence[Click],
     previous: np.ndarray | None,
     params: Mapping[str, Any],
 ) -> EngineRequest:
-    """The accumulated prompts of one slice, in the forms ``engine`` takes.
+    """The accumulated prompts of one slice (``index`` None: of the whole volume), in
+    the forms ``engine`` takes.
 
     Boxes only if it takes boxes; clicks as clicks, or else as scribble discs of
     :data:`SCRIBBLE_RADIUS` pixels; ``previous`` only if it takes it and it is not empty.
@@ -348,6 +379,10 @@ def simulate_case(
     _validate_inputs(volume, ref)
     shape = volume.spatial_shape
     axis = options.axis if not volume.is_2d else 0
+    if not volume.is_2d and propagate is None and takes_3d_box(engine):
+        from medlabel.quality.interactive_volume import simulate_volumetric_case
+
+        return simulate_volumetric_case(engine, volume, ref, options, rng)
     if not volume.is_2d and propagate is None:
         problem = propagation_problem(engine)
         if problem:
@@ -401,34 +436,32 @@ def simulate_case(
         if k > 0 and engine.required and not prompt_kinds(request) & engine.required:
             trace.stopped = StopReason.UNSUPPORTED_PROMPT  # e.g. no seed on a new slice
             break
-        t0 = time.perf_counter()
-        try:
-            current = _answer(engine, volume, request, current, propagate)
-        except (ValueError, MedlabelError) as exc:
-            trace.stopped = StopReason.ENGINE_ERROR
-            trace.error = str(exc)
-            if not trace.dice:
-                trace.dice.append(dice(ref, current))
-            break
-        trace.seconds.append(time.perf_counter() - t0)
-        trace.dice.append(dice(ref, current))
-        if trace.dice[-1] >= options.stop_dice:
-            trace.stopped = StopReason.STOP_DICE
+        step = partial(_answer, engine, volume, request, current, propagate)
+        current, done = trace.answer(ref, current, step, options.stop_dice)
+        if done:
             break
     return trace
 
 
+def takes_3d_box(engine: AnnotationEngine) -> bool:
+    """Whether ``engine`` segments a whole volume from a 3D box (``volumetric`` and a
+    box among its required prompts), so a volume needs no slice propagation."""
+    return bool(engine.volumetric and PromptKind.BOX in engine.required)
+
+
 def propagation_problem(engine: AnnotationEngine) -> str | None:
-    """Why ``engine`` cannot be propagated through a volume, or ``None`` if it can.
+    """Why ``engine`` cannot be benchmarked on a volume, or ``None`` if it can.
 
     Slice propagation asks the engine for each next slice with the previous slice's
-    mask and the ``propagate`` parameter, which only engines built for it take.
+    mask and the ``propagate`` parameter, which only engines built for it take; engines
+    that take a 3D box (:func:`takes_3d_box`) segment the volume at once.
     """
-    if any(p.name == "propagate" for p in engine.params):
+    if takes_3d_box(engine) or any(p.name == "propagate" for p in engine.params):
         return None
     return (
         f"engine {engine.name!r} cannot be propagated through volumes (it has no "
-        "'propagate' parameter); benchmark volumes with an engine that has, e.g. litemedsam"
+        "'propagate' parameter) and does not segment a volume from a 3D box; benchmark "
+        "volumes with an engine that does, e.g. litemedsam or trained-model"
     )
 
 

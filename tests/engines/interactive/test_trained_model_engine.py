@@ -26,6 +26,7 @@ from medlabel.engines.interactive.box_structure import (
 )
 from medlabel.engines.runner import run
 from medlabel.imaging.volume import Volume
+from medlabel.quality.overlap import dice
 from tests.engines.deep.conftest import (
     _need_train_extra,
     coins_crops,
@@ -152,6 +153,9 @@ def test_bad_model_directories_are_clear_errors(tmp_path: Path, data2d: tuple) -
 
     with pytest.raises(NotFoundError, match="does not exist"):
         TrainedModelEngine(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotFoundError, match="is not a folder"):
+        TrainedModelEngine(tmp_path / "file")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(NotFoundError, match="not a model directory"):
@@ -194,6 +198,7 @@ def test_box_gives_the_models_structure_inside_the_box(data2d: tuple) -> None:
     assert prop.engine == "trained-model" and prop.version == eng.version
     assert eng.version.endswith(eng.sha256[:12]) and len(eng.sha256) == 64
     assert prop.info["label"] == 1 and prop.prompt["box"] and prop.seconds > 0
+    assert prop.info["backend"] == "torch" and prop.info["model_sha256"] == eng.sha256
     assert prop.probability is not None and prop.probability.shape == prop.mask.shape
     # asking for a label the model does not have names its labels
     with pytest.raises(ValueError, match="no label 7; its labels: 0"):
@@ -232,6 +237,10 @@ def test_previous_mask_without_box_is_refined(data2d: tuple) -> None:
     out = run(eng, vol, EngineRequest(previous=drawn, params={"box_margin": 0}))
     full = out.full(vol.spatial_shape)
     assert not (full & ~drawn).any()  # the region is the mask's box
+    # the previous mask pulls the answer towards itself
+    pulled = run(eng, vol, EngineRequest(previous=drawn, params={"prior_weight": 10}))
+    assert dice(pulled.full(vol.spatial_shape), drawn) > dice(full, drawn)
+    assert dice(pulled.full(vol.spatial_shape), drawn) > 0.9
     with pytest.raises(ValueError, match="needs a box or previous prompt"):
         run(eng, vol, EngineRequest(positive=((0, 5, 5),)))
 

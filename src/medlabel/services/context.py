@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from medlabel.engines.registry import EngineRegistry
     from medlabel.jobs.executor import Executor
     from medlabel.jobs.registry import JobKinds
+    from medlabel.services.project_engines import ProjectEngines
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Context:
     _pool_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _engines: EngineRegistry | None = field(init=False, default=None)
     _engines_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _project_engines: ProjectEngines | None = field(init=False, default=None)
     _job_kinds: JobKinds | None = field(init=False, default=None)
     _executor: Executor | None = field(init=False, default=None)
     _jobs_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -71,6 +73,19 @@ class Context:
 
                     self._engines = default_registry()
         return self._engines
+
+    @property
+    def project_engines(self) -> ProjectEngines:
+        """The loaded engines of projects' segmentation models (the ``project-model`` AI
+        box), extracted under ``<home>/cache/models`` (created on first use)."""
+        if self._project_engines is None:
+            with self._engines_lock:
+                if self._project_engines is None:
+                    from medlabel.services.project_engines import ProjectEngines
+
+                    root = self.settings.home / "cache" / "models"
+                    self._project_engines = ProjectEngines(root)
+        return self._project_engines
 
     def preload_engines(self, names: list[str]) -> None:
         """Build the named engines now (e.g. load a model's weights), so the first request
@@ -176,6 +191,8 @@ class Context:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+        if self._project_engines is not None:
+            self._project_engines.clear()
         self.db.dispose()
 
 

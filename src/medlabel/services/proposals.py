@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import select
@@ -55,6 +55,12 @@ from medlabel.services.assignments import claim_reading
 from medlabel.services.blobrefs import BlobTransaction, unit_of_work
 from medlabel.services.context import Context
 from medlabel.services.images import pixels
+from medlabel.services.models import active_model, extract_model
+from medlabel.services.project_engines import (
+    PROJECT_MODEL,
+    ProjectModelEngine,
+    no_model_message,
+)
 from medlabel.services.proposal_prompts import (
     MAX_POINTS,
     MAX_SCRIBBLE_RADIUS,
@@ -70,7 +76,7 @@ from medlabel.services.proposal_prompts import (
     previous_source,
     scribble_mask,
 )
-from medlabel.storage.db.models import Annotation, Image, Label, Proposal, Revision
+from medlabel.storage.db.models import Annotation, Image, Label, ModelVersion, Proposal, Revision
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +132,31 @@ class EngineDescription:
 
 
 # engines ---------------------------------------------------------------------------------
-def list_engines(ctx: Context) -> list[EngineDescription]:
+def list_engines(
+    ctx: Context, actor: Principal | None = None, project_id: int | None = None
+) -> list[EngineDescription]:
     """Every engine this server offers, with its prompts and parameters.
 
     Engines are described from their class, not built: a model loads on its first use
     (the server preloads the ones in ``preload_engines``), and ``loaded`` says whether
     that has happened.
+
+    The last one is ``project-model``, the AI box backed by the active segmentation model
+    of the image's project. With ``project_id`` (and the ``actor``, a member of the
+    project) it is ``available`` only if that project has an active segmentation model,
+    named in its title; without, whenever its dependencies are installed.
+
+    Raises
+    ------
+    NotFoundError, PermissionDeniedError
+        ``project_id`` names a project that does not exist or the actor may not see.
     """
+    out = _registry_engines(ctx)
+    out.append(_project_model(ctx, actor, project_id))
+    return out
+
+
+def _registry_engines(ctx: Context) -> list[EngineDescription]:
     registry = ctx.engines
     out = []
     for name in registry.names():
@@ -147,6 +171,36 @@ def list_engines(ctx: Context) -> list[EngineDescription]:
             message = "the engine failed to load; see the server log"
         out.append(_describe(name, engine, message, loaded=registry.loaded(name)))
     return out
+
+
+def _project_model(
+    ctx: Context, actor: Principal | None, project_id: int | None
+) -> EngineDescription:
+    """The ``project-model`` engine, described for one project (or for any)."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "monai") if importlib.util.find_spec(m) is None]
+    if missing:
+        message = (
+            f"the AI box (project model) needs {' and '.join(missing)}: install them with "
+            "`pip install 'medlabel[train]'`"
+        )
+        return _describe(PROJECT_MODEL, None, message, loaded=False)
+    desc = _describe(PROJECT_MODEL, ProjectModelEngine, "", loaded=False)  # type: ignore[arg-type]
+    if project_id is None:
+        return desc
+    with ctx.db.read() as s:
+        if actor is None:
+            raise PermissionDeniedError("log in to list a project's engines")
+        require_project(s, actor, project_id, ProjectRole.VIEWER)
+        row = active_model(s, project_id, "seg")
+    if row is None:
+        return replace(desc, available=False, message=no_model_message())
+    return replace(
+        desc,
+        title=f"AI box (project model: {row.name} v{row.version})",
+        loaded=ctx.project_engines.loaded(row.id),
+    )
 
 
 def _describe(
@@ -213,6 +267,11 @@ def propose(
 
     Parameters
     ----------
+    engine
+        A name of :func:`list_engines`; ``project-model`` runs the active segmentation
+        model of the image's project (loaded once per model version and process, see
+        :mod:`medlabel.services.project_engines`), recorded as ``project-model:<name>``
+        version ``v<N>``.
     axis, index
         The slice to work on (array axis 0 plane, 1 row, 2 column, and the index along
         it); ``index=None`` asks a volumetric engine for the whole volume.
@@ -240,7 +299,8 @@ def propose(
     InvalidInputError
         Unknown or non-mask label, a point outside the image or off the slice, a wrong
         slice index, a bad parameter, a previous proposal that is not the actor's on this
-        image: nothing is stored.
+        image, ``project-model`` in a project without an active segmentation model:
+        nothing is stored.
     MissingDependencyError
         The engine needs an optional extra that is not installed.
     """
@@ -248,8 +308,9 @@ def propose(
         image = _image(s, actor, image_id, ProjectRole.ANNOTATOR)
         lab = _mask_label(s, image.project_id, label)
         previous_source_ref = previous_digest(s, actor, image, previous)
+        model_row = active_model(s, image.project_id, "seg") if engine == PROJECT_MODEL else None
     shape = _shape(image)
-    eng = ctx.engines.get(engine)
+    eng = _engine(ctx, engine, model_row)
     if axis not in (0, 1, 2):
         raise InvalidInputError(f"axis must be 0, 1 or 2, got {axis}")
     if index is not None and not 0 <= index < shape[axis]:
@@ -317,6 +378,19 @@ def propose(
         row.seconds,
     )
     return ProposalView(row, cropped.mask)
+
+
+def _engine(ctx: Context, name: str, model_row: ModelVersion | None) -> AnnotationEngine:
+    """The named engine; ``project-model``: the engine of the project's active
+    segmentation model ``model_row`` (loaded once per version, see
+    :class:`~medlabel.services.project_engines.ProjectEngines`)."""
+    if name != PROJECT_MODEL:
+        return ctx.engines.get(name)
+    if model_row is None:
+        raise InvalidInputError(no_model_message())
+    row = model_row
+    engine = ctx.project_engines.get(lambda folder: extract_model(ctx, row, folder), row)
+    return cast(AnnotationEngine, engine)
 
 
 def _image(s: Session, actor: Principal, image_id: int, need: ProjectRole) -> Image:

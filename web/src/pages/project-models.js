@@ -1,8 +1,10 @@
 // Models (reviewers): the project's trained model versions with their validation metrics,
-// activate one; "Train" starts a `train` job on the approved labels, "Pre-annotate" a
-// `preannotate` job with the active model (proposals for the whole team appear in the
-// workspace to accept or reject); both are followed here and listed on the Jobs tab.
-// Also the project's active-learning strategy ("next image" in the workspace follows it).
+// activate one; "Train" starts a `train` job on the approved labels of the chosen task
+// (masks → segmentation, image classes → classification, boxes → detection),
+// "Pre-annotate" a `preannotate` job with that task's active model (proposals for the
+// whole team appear in the workspace to accept or reject); both are followed here and
+// listed on the Jobs tab. Also the project's active-learning strategy ("next image" in
+// the workspace follows it).
 import { api } from "../api.js";
 import { el, emptyState, errorBox, spinner } from "../components/dom.js";
 import { checkbox, field, input, select } from "../components/form.js";
@@ -19,8 +21,20 @@ const STRATEGIES = [
   { value: "uncertainty-diversity", label: "Uncertain and diverse", hint: "uncertainty weighted by novelty" },
 ];
 
-const metric = (m) => {
-  const v = m.mean_dice ?? m.dice_1 ?? Object.values(m)[0];
+// what each task learns from, and the label kind it needs
+const TASKS = [
+  { value: "seg", label: "Segmentation (masks)", kind: "mask", what: "masks" },
+  { value: "cls", label: "Classification (image classes)", kind: "classification", what: "classes" },
+  { value: "det", label: "Detection (boxes)", kind: "box", what: "boxes" },
+];
+
+// the validation figure shown for a model of each task
+const METRICS = { seg: ["mean_dice", "Dice"], cls: ["auc", "AUC"], det: ["ap50", "AP50"] };
+
+const metric = (r) => {
+  const m = r.metrics || {};
+  const [key] = METRICS[r.task] || [];
+  const v = m[key] ?? m.mean_dice ?? m.dice_1 ?? m.accuracy ?? Object.values(m).find((x) => typeof x === "number");
   return typeof v === "number" ? v.toFixed(3) : "–";
 };
 
@@ -31,7 +45,7 @@ function modelsTable(rows, onActivate) {
     el(
       "table",
       { class: "table" },
-      el("thead", {}, el("tr", {}, ["Version", "Name", "Task", "Dice (val)", "Epochs", "Images", "Size", "Trained", ""].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Version", "Name", "Task", "Validation", "Epochs", "Images", "Size", "Trained", ""].map((h) => el("th", {}, h)))),
       el(
         "tbody",
         {},
@@ -45,7 +59,7 @@ function modelsTable(rows, onActivate) {
             el("td", {}, `v${r.version}`),
             el("td", {}, r.name),
             el("td", {}, r.task),
-            el("td", { class: "num" }, metric(r.metrics || {})),
+            el("td", { class: "num", title: (METRICS[r.task] || [])[1] || "" }, metric(r)),
             el("td", { class: "num" }, String(r.summary.epochs_run ?? "")),
             el("td", { class: "num" }, `${r.summary.train_images}+${r.summary.val_images}`),
             el("td", { class: "num" }, formatBytes(r.size_bytes)),
@@ -65,6 +79,8 @@ export function mountModels(container, env) {
   const status = el("div", { class: "stack", testid: "models-job" });
 
   // training and pre-annotation forms
+  const task = select(TASKS, { value: "seg", testid: "train-task" });
+  const taskHint = el("span", { class: "field-hint", testid: "train-task-hint" });
   const minutes = input({ type: "number", min: 0.5, max: 600, step: 0.5, value: "5", testid: "train-minutes" });
   const epochs = input({ type: "number", min: 1, max: 1000, value: "", placeholder: "auto", testid: "train-epochs" });
   const seed = input({ type: "number", min: 0, value: "0" });
@@ -126,13 +142,37 @@ export function mountModels(container, env) {
   }
 
   train.addEventListener("click", () => {
-    const params = { task: "seg", seed: Number(seed.value) || 0, minutes: Number(minutes.value) || 5 };
+    const params = { task: task.value, seed: Number(seed.value) || 0, minutes: Number(minutes.value) || 5 };
     if (epochs.value) params.epochs = Number(epochs.value);
     start("train", params, "Training");
   });
   preannotate.addEventListener("click", () => {
-    start("preannotate", { for_annotators: forTeam.querySelector("input").checked }, "Pre-annotating");
+    start("preannotate", { task: task.value, for_annotators: forTeam.querySelector("input").checked }, "Pre-annotating");
   });
+
+  // which tasks this project's labels allow, and whether the chosen one has an active model
+  let models = [];
+  let labelKinds = null;
+  function syncTask() {
+    const chosen = TASKS.find((t) => t.value === task.value);
+    const active = models.find((r) => r.active && r.task === task.value);
+    preannotate.disabled = !active;
+    const missing = labelKinds && !labelKinds.has(chosen.kind);
+    train.disabled = Boolean(missing);
+    taskHint.textContent = missing
+      ? `This project has no ${chosen.kind} label: add one on the Labels tab to train a ${chosen.value} model.`
+      : `Learns from approved ${chosen.what}; ${active ? `pre-annotation uses ${active.name} (v${active.version})` : "no active model of this task yet"}.`;
+  }
+  task.addEventListener("change", syncTask);
+  api
+    .get(`/projects/${project.id}/labels`)
+    .then((labels) => {
+      labelKinds = new Set(labels.map((l) => l.kind));
+      const usable = TASKS.filter((t) => labelKinds.has(t.kind));
+      if (usable.length && !labelKinds.has("mask")) task.value = usable[0].value;
+      syncTask();
+    })
+    .catch(() => syncTask());
 
   async function activate(row) {
     try {
@@ -148,7 +188,8 @@ export function mountModels(container, env) {
     try {
       const rows = await api.get(`/projects/${project.id}/models`);
       list.replaceChildren(rows.length ? modelsTable(rows, activate) : emptyState("No model yet: approve labels on at least two images, then train one."));
-      preannotate.disabled = !rows.some((r) => r.active);
+      models = rows;
+      syncTask();
     } catch (err) {
       list.replaceChildren(errorBox(err, load));
     }
@@ -159,8 +200,9 @@ export function mountModels(container, env) {
       "section",
       { class: "card stack", "aria-label": "Train and pre-annotate" },
       el("h2", {}, "Learn from the approved labels"),
-      el("p", { class: "small muted" }, "Training uses the reference labels (approved consensus, else approved readings); the first model becomes active."),
-      el("div", { class: "form-grid" }, field("Time budget (minutes)", minutes), field("Epochs at most", epochs), field("Seed", seed)),
+      el("p", { class: "small muted" }, "Training uses the reference labels (approved consensus, else approved readings); the first model of each task becomes active."),
+      el("div", { class: "form-grid" }, field("Task", task), field("Time budget (minutes)", minutes), field("Epochs at most", epochs), field("Seed", seed)),
+      taskHint,
       el("div", { class: "row" }, train, preannotate),
       forTeam,
       status,

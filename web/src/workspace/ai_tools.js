@@ -13,8 +13,12 @@ import { boxFromDrag, viewAxis, VIEW_OF_SLICE_TYPE } from "./geometry.js";
 import { labelPlane, proposalPlane, voxelGrid } from "./voxel_grid.js";
 import { toast } from "./ui.js";
 
-/** The promptable model the AI tools (box, click, propagation) use. */
+/** The promptable model the AI tools (box, click, propagation) use by default. */
 export const AI_ENGINE = "litemedsam";
+/** The AI box backed by the project's active segmentation model (Models tab). */
+export const PROJECT_MODEL = "project-model";
+/** Engines that run at once on every box or click (the AI box engines). */
+export const AI_BOX_ENGINES = [AI_ENGINE, PROJECT_MODEL];
 
 export class AiTools extends EventTarget {
   /**
@@ -51,7 +55,7 @@ export class AiTools extends EventTarget {
     if (!this.loading) {
       // Listing may have to load the model first (seconds): say so.
       const stop = this.status.running("loading model…");
-      this.loading = listEngines()
+      this.loading = listEngines(this.ws.image?.project_id)
         .then((list) => {
           this.engines = list;
           this.dispatchEvent(new CustomEvent("engines"));
@@ -84,7 +88,7 @@ export class AiTools extends EventTarget {
   }
 
   get auto() {
-    return this.target === AI_ENGINE;
+    return AI_BOX_ENGINES.includes(this.target);
   }
 
   // ---- slices and prompts ---------------------------------------------------------------
@@ -239,6 +243,10 @@ export class AiTools extends EventTarget {
       toast(`The engine "${this.target}" is not available on this server.`, "error");
       return null;
     }
+    if (engine.name === PROJECT_MODEL && !engine.available) {
+      toast(engine.message || `${engine.title} is not available.`, "warn", 8000);
+      return null;
+    }
     const label = this.#label();
     if (!label) return null;
     // The prompts given (on their slice), else none on the slice shown.
@@ -276,7 +284,7 @@ export class AiTools extends EventTarget {
     const missing = missingPrompts(engine, body);
     if (!missing) return true;
     toast(
-      engine.name === AI_ENGINE
+      AI_BOX_ENGINES.includes(engine.name)
         ? "Drag a box around the structure first (AI box, Shift+A); clicks then refine it."
         : `${engine.title} needs ${missing.join(" or ")} prompts: give them, then Run.`,
       "info",
@@ -299,7 +307,7 @@ export class AiTools extends EventTarget {
     const verb =
       engine && engine.loaded === false
         ? "loading model…"
-        : body.engine === AI_ENGINE
+        : AI_BOX_ENGINES.includes(body.engine)
           ? "AI running…"
           : `${title} running…`;
     const stop = this.status.running(progress ? `${progress} · ${verb}` : verb);

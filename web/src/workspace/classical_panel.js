@@ -3,7 +3,7 @@
 // prompt tools' input (clicks, scribbles, a box) to it instead of the AI; a form made
 // from its parameters, a Run button, and hints from its last result (Otsu's threshold).
 import { h, button } from "./ui.js";
-import { AI_ENGINE } from "./ai_tools.js";
+import { AI_BOX_ENGINES, AI_ENGINE, PROJECT_MODEL } from "./ai_tools.js";
 import { fmt } from "./geometry.js";
 
 const PROMPT_TOOLS = [
@@ -47,13 +47,34 @@ export class ClassicalPanel {
   }
 
   #classical() {
-    return this.ai.engines.filter((e) => e.name !== AI_ENGINE);
+    return this.ai.engines.filter((e) => !AI_BOX_ENGINES.includes(e.name));
+  }
+
+  /** The project-model AI box, if this project has an active segmentation model. */
+  #projectModel() {
+    const e = this.ai.engine(PROJECT_MODEL);
+    return e && e.available ? e : null;
   }
 
   render() {
     const current = this.ai.target === AI_ENGINE ? "" : this.ai.target;
+    const projectModel = this.#projectModel();
     this.select.replaceChildren(
       h("option", { value: "", selected: !current }, "AI model (box and clicks)"),
+      ...(projectModel
+        ? [
+            h(
+              "option",
+              {
+                value: PROJECT_MODEL,
+                selected: current === PROJECT_MODEL,
+                title: projectModel.description,
+                dataset: { testid: "ai-engine-project-model" },
+              },
+              `${projectModel.title} (box and clicks)`,
+            ),
+          ]
+        : []),
       ...this.#classical().map((e) =>
         h(
           "option",
@@ -65,6 +86,22 @@ export class ClassicalPanel {
     if (this.hintFor !== this.ai.target) this.hint.replaceChildren();
     this.hintFor = this.ai.target;
     const engine = current ? this.ai.engine(current) : null;
+    if (engine && this.ai.auto) {
+      // another AI box engine: prompts run at once, as with the default AI
+      this.details.replaceChildren(
+        h(
+          "p",
+          { class: "ws-tool-desc", dataset: { testid: "ai-engine-desc" } },
+          engine.description,
+        ),
+        h(
+          "p",
+          { class: "ws-muted" },
+          "Prompts go to this model: drag a box (Shift+A), click inside / outside (Shift+C).",
+        ),
+      );
+      return;
+    }
     if (!engine) {
       this.details.replaceChildren(
         h(

@@ -4,9 +4,10 @@
 import { api, gunzipBytes, maskPayload } from "../api.js";
 
 /** The engine catalogue: [{name, title, prompts, required, params, volumetric, available,
- * loaded, ...}]. */
-export function listEngines() {
-  return api.get("/engines");
+ * loaded, ...}]; with `projectId`, "project-model" (the AI box backed by the project's
+ * active segmentation model) is available only if the project has one. */
+export function listEngines(projectId = null) {
+  return api.get(projectId == null ? "/engines" : `/engines?project_id=${projectId}`);
 }
 
 /**

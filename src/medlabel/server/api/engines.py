@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from medlabel.server.deps import CtxDep, PrincipalDep
@@ -37,7 +37,17 @@ class EngineOut(BaseModel):
 
 
 @router.get("/engines", response_model=list[EngineOut])
-def list_engines(ctx: CtxDep, me: PrincipalDep) -> list[EngineOut]:
+def list_engines(
+    ctx: CtxDep,
+    me: PrincipalDep,
+    project_id: Annotated[
+        int | None,
+        Query(
+            description="Describe ``project-model`` (the AI box backed by the project's "
+            "active segmentation model) for this project: available only if it has one."
+        ),
+    ] = None,
+) -> list[EngineOut]:
     """Every engine, with the prompts it takes (at least one of ``required``), its
     parameters, and whether it is installed (``available``) and ready (``loaded``)."""
     return [
@@ -53,5 +63,5 @@ def list_engines(ctx: CtxDep, me: PrincipalDep) -> list[EngineOut]:
             loaded=e.loaded,
             message=e.message,
         )
-        for e in svc.list_engines(ctx)
+        for e in svc.list_engines(ctx, me, project_id)
     ]

@@ -10,13 +10,11 @@ on a cluster) and returns one result per image; this process stores them."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medlabel.core.errors import InvalidInputError, NotFoundError
+from medlabel.core.errors import InvalidInputError
 from medlabel.engines.deep.mc_dropout import DEFAULT_MC_SAMPLES
 from medlabel.jobs.reporter import Reporter
 from medlabel.jobs.spec import JobEnv
@@ -64,25 +62,12 @@ class LoadedContentModel:
     folder until :meth:`close`)."""
 
     def __init__(self, ctx: Context, spec: ContentPredictor) -> None:
-        from medlabel.engines.deep.model_dir import ModelCard
-        from medlabel.engines.deep.tasks import get_task
-        from medlabel.services.models import extract_model
+        from medlabel.jobs.kinds.preannotate_seg_batch import open_model
 
         self._ctx = ctx
         self._spec = spec
-        with ctx.db.read() as s:
-            row = s.get(ModelVersion, spec.model_id)
-        if row is None:
-            raise NotFoundError(f"model {spec.model_id} not found")
+        self._tmp, _, self.model, row = open_model(ctx, spec.model_id, spec.backend)
         self.task = row.task
-        self._tmp = tempfile.TemporaryDirectory(prefix="medlabel-model-")
-        try:
-            directory = extract_model(ctx, row, Path(self._tmp.name) / "model")
-            card = ModelCard.read(directory)
-            self.model = get_task(card.task).load(directory, card, backend=spec.backend)
-        except BaseException:
-            self._tmp.cleanup()
-            raise
 
     def __call__(self, image_ids: list[int]) -> list[Any]:
         """Per image: a result, why it was skipped, or None (deleted meanwhile)."""

@@ -29,6 +29,36 @@ class SegImagePrediction(ImagePrediction):
     embedding_kind: str = "thumbnail"
 
 
+def open_model(
+    ctx: Context, model_id: int, backend: str
+) -> tuple[tempfile.TemporaryDirectory[str], Any, Any, ModelVersion]:
+    """A registered model's files extracted into a temporary folder and loaded: (the
+    folder — clean it up when done —, its card, the loaded model, its row).
+
+    Raises
+    ------
+    NotFoundError
+        No such model version.
+    """
+    from medlabel.engines.deep.model_dir import ModelCard
+    from medlabel.engines.deep.tasks import get_task
+    from medlabel.services.models import extract_model
+
+    with ctx.db.read() as s:
+        row = s.get(ModelVersion, model_id)
+    if row is None:
+        raise NotFoundError(f"model {model_id} not found")
+    tmp = tempfile.TemporaryDirectory(prefix="medlabel-model-")
+    try:
+        directory = extract_model(ctx, row, Path(tmp.name) / "model")
+        card = ModelCard.read(directory)
+        model = get_task(card.task).load(directory, card, backend=backend)
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return tmp, card, model, row
+
+
 @dataclass(frozen=True)
 class SegPredictor:
     """A worker factory: ``SegPredictor(model_id, backend, tta, uncertainty,
@@ -51,24 +81,9 @@ class LoadedSegModel:
     :meth:`close`)."""
 
     def __init__(self, ctx: Context, spec: SegPredictor) -> None:
-        from medlabel.engines.deep.model_dir import ModelCard
-        from medlabel.engines.deep.tasks import get_task
-        from medlabel.services.models import extract_model
-
         self._ctx = ctx
         self._spec = spec
-        with ctx.db.read() as s:
-            row = s.get(ModelVersion, spec.model_id)
-        if row is None:
-            raise NotFoundError(f"model {spec.model_id} not found")
-        self._tmp = tempfile.TemporaryDirectory(prefix="medlabel-model-")
-        try:
-            directory = extract_model(ctx, row, Path(self._tmp.name) / "model")
-            self.card = ModelCard.read(directory)
-            self.model = get_task(self.card.task).load(directory, self.card, backend=spec.backend)
-        except BaseException:
-            self._tmp.cleanup()
-            raise
+        self._tmp, self.card, self.model, _ = open_model(ctx, spec.model_id, spec.backend)
 
     def __call__(self, image_ids: list[int]) -> list[Any]:
         """Per image: a prediction, why it was skipped, or None (deleted meanwhile)."""

@@ -27,6 +27,18 @@ def _login(page: Any, url: str, username: str) -> None:
     assert r.ok, r.text()
 
 
+def _open_models_tab(page: Any, url: str, project_id: int) -> None:
+    """As the admin, on the project's Models tab, once the engine preload has finished
+    (the server preloads LiteMedSAM in a thread at start-up; a training that imports the
+    same modules concurrently can fail with an ImportError)."""
+    for thread in threading.enumerate():
+        if thread.name == "medlabel-preload-engines":
+            thread.join(300)
+    _login(page, url, "admin")
+    page.goto(f"{url}/#/projects/{project_id}")
+    page.click("[data-testid=tab-models]")
+
+
 def test_train_preannotate_accept_from_the_ui(
     live_server: LiveServer, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -34,15 +46,7 @@ def test_train_preannotate_accept_from_the_ui(
     monkeypatch.setenv("MEDLABEL_CACHE", str(tmp_path / "cache"))
     w = World(live_server.ctx, tmp_path, labelled=3, images=5)
     url = live_server.url
-    # the server preloads LiteMedSAM in a thread at start-up; a training that imports the
-    # same modules concurrently can fail with an ImportError, so let the preload finish
-    for thread in threading.enumerate():
-        if thread.name == "medlabel-preload-engines":
-            thread.join(300)
-
-    _login(page, url, "admin")
-    page.goto(f"{url}/#/projects/{w.project_id}")
-    page.click("[data-testid=tab-models]")
+    _open_models_tab(page, url, w.project_id)
     page.fill("[data-testid=train-epochs]", "1")
     page.click("[data-testid=train-start]")
     page.locator("[data-testid=models-job-done]").wait_for(timeout=300_000)
@@ -101,13 +105,7 @@ def test_train_and_preannotate_a_classifier_from_the_ui(
     w = ContentWorld(live_server.ctx, tmp_path)
     _, rest = tagged(w, per_class=3)
     url = live_server.url
-    for thread in threading.enumerate():
-        if thread.name == "medlabel-preload-engines":
-            thread.join(300)
-
-    _login(page, url, "admin")
-    page.goto(f"{url}/#/projects/{w.project_id}")
-    page.click("[data-testid=tab-models]")
+    _open_models_tab(page, url, w.project_id)
     hint = page.locator("[data-testid=train-task-hint]")
     hint.wait_for()
     page.select_option("[data-testid=train-task]", "cls")

@@ -26,7 +26,7 @@ from medlabel.services.jobs import run_in_foreground, submit_job
 from medlabel.services.model_proposals import box_from_pixels
 from medlabel.services.training_data import training_set
 from medlabel.storage.db.models import Revision
-from tests.engines.deep.test_classification import crops
+from tests.engines.deep.conftest import crops
 from tests.engines.deep.test_detection import coin_crops
 from tests.jobs.test_preannotate_cls_det import ContentWorld, _client, _pending
 from tests.jobs.test_preannotate_cls_det import world as world  # the fixture

@@ -7,6 +7,7 @@ CI, which installs it.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import os
 from pathlib import Path
@@ -117,3 +118,31 @@ def write_nifti_cases(root: Path, n: int = 3) -> tuple[Path, Path]:
         lab_img = nib.Nifti1Image(np.ascontiguousarray(lab), img.affine)
         nib.save(lab_img, masks / f"mr_{i}.nii.gz")
     return images, masks
+
+
+def crops(n: int = 6, side: int = 24) -> dict[str, list[np.ndarray]]:
+    """``n`` grey crops per class of the coins and brick photographs, downscaled by 4."""
+    out: dict[str, list[np.ndarray]] = {}
+    for name, img in (("coins", data.coins()), ("brick", data.brick())):
+        small = transform.rescale(img, 0.25, anti_aliasing=True, preserve_range=True)
+        small = small.astype(np.uint8)
+        out[name] = []
+        for i in range(n):
+            r, c = (5 * i) % (small.shape[0] - side), (9 * i) % (small.shape[1] - side)
+            out[name].append(np.ascontiguousarray(small[r : r + side, c : c + side]))
+    return out
+
+
+@pytest.fixture
+def labelled(tmp_path: Path) -> tuple[Path, Path]:
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = [("image", "label")]
+    for name, items in crops().items():
+        for i, img in enumerate(items):
+            Image.fromarray(img).save(images / f"{name}_{i}.png")
+            rows.append((f"{name}_{i}.png", name))
+    table = tmp_path / "labels.csv"
+    with open(table, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return images, table

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data, transform
 from typer.testing import CliRunner
 
 from medlabel.cli.main import app
 from medlabel.core.errors import InvalidInputError
 from medlabel.engines.deep.model_dir import CARD_FILE, WEIGHTS_FILE, ModelCard, load_model
+from tests.engines.deep.conftest import crops
 
 runner = CliRunner()
 SMALL = ["--option", "width=4", "--threads", "1", "--batch-size", "8"]
@@ -32,34 +32,6 @@ def assert_one_line_error(code: int, err: str, needle: str) -> None:
     assert code == 1, err
     assert "Traceback" not in err and needle in err, err
     assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1, err
-
-
-def crops(n: int = 6, side: int = 24) -> dict[str, list[np.ndarray]]:
-    """``n`` grey crops per class of the coins and brick photographs, downscaled by 4."""
-    out: dict[str, list[np.ndarray]] = {}
-    for name, img in (("coins", data.coins()), ("brick", data.brick())):
-        small = transform.rescale(img, 0.25, anti_aliasing=True, preserve_range=True)
-        small = small.astype(np.uint8)
-        out[name] = []
-        for i in range(n):
-            r, c = (5 * i) % (small.shape[0] - side), (9 * i) % (small.shape[1] - side)
-            out[name].append(np.ascontiguousarray(small[r : r + side, c : c + side]))
-    return out
-
-
-@pytest.fixture
-def labelled(tmp_path: Path) -> tuple[Path, Path]:
-    images = tmp_path / "images"
-    images.mkdir()
-    rows = [("image", "label")]
-    for name, items in crops().items():
-        for i, img in enumerate(items):
-            Image.fromarray(img).save(images / f"{name}_{i}.png")
-            rows.append((f"{name}_{i}.png", name))
-    table = tmp_path / "labels.csv"
-    with open(table, "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    return images, table
 
 
 def train(images: Path, table: Path, out: Path, *extra: str) -> str:

@@ -266,12 +266,26 @@ class ClassificationTask:
             )
         threads = seed_everything(config.seed, config.threads)
         train, val = stratified_split(data.examples, config.val_fraction, config.seed)
+        trained_on, validated_on = train, val
         n_classes = max(len(data.labels), 1 + max(int(e.target) for e in data.examples))
-        reporter.log(
-            f"{len(train)} training and {len(val)} validation images, {n_classes} classes; "
-            f"model {arch}, {threads} thread(s)"
+        folds = config.options.get("folds", 1)
+        ensemble = str(folds) != "1"
+        if ensemble and arch != "cnn":
+            raise InvalidInputError(f"folds (a cross-validated ensemble) need arch cnn, not {arch}")
+        if ensemble:
+            from medlabel.engines.deep.cls_folds import check_folds, train_cnn_folds
+
+            folds = check_folds(data.examples, folds)
+        split = (
+            f"{len(data.examples)} images in {folds} folds"
+            if ensemble
+            else f"{len(train)} training and {len(val)} validation images"
         )
-        if arch == "cnn":
+        reporter.log(f"{split}, {n_classes} classes; model {arch}, {threads} thread(s)")
+        if ensemble:
+            run = train_cnn_folds(data.examples, n_classes, config, reporter, started=started)
+            trained_on, validated_on = list(data.examples), []
+        elif arch == "cnn":
             from medlabel.engines.deep.cls_training import train_cnn
 
             run = train_cnn(train, val, n_classes, config, reporter, started=started)
@@ -305,8 +319,8 @@ class ClassificationTask:
             history=run.history,
             validation=run.validation,
             data=DataRecord(
-                train=[DataItem(name=e.name, revision=e.revision) for e in train],
-                val=[DataItem(name=e.name, revision=e.revision) for e in val],
+                train=[DataItem(name=e.name, revision=e.revision) for e in trained_on],
+                val=[DataItem(name=e.name, revision=e.revision) for e in validated_on],
                 source=data.source,
             ),
             training_seconds=round(time.perf_counter() - started, 1),
@@ -458,10 +472,10 @@ class ClsModel:
             raise InvalidInputError(f"{directory}: unknown classification model {self.arch!r}")
 
     def _load_cnn(self, backend: str) -> None:
-        from medlabel.engines.deep.cls_models import SmallResNet
+        from medlabel.engines.deep.cls_models import build_resnet
 
         try:
-            self._net = SmallResNet(**self.card.architecture.params)
+            self._net = build_resnet(self.card.architecture.params)
         except TypeError as exc:
             raise InvalidInputError(f"{self.directory}: bad network parameters ({exc})") from None
         self._net.load_state_dict(load_state(self.directory))

@@ -2,7 +2,8 @@
 
 - ``cls-resnet``: a small residual network trained from scratch (stem, four stages of
   two basic blocks, global average pooling, dropout, linear layer), sized for images of
-  28–128 pixels.
+  28–128 pixels; with ``members`` ≥ 2 in its parameters, an ensemble of such networks
+  (one per cross-validation fold) whose probabilities are averaged.
 - ``cls-feature-head``: an MLP on fixed feature vectors (pooled embeddings of the frozen
   LiteMedSAM encoder), with the training features' mean and standard deviation stored
   as buffers.
@@ -68,6 +69,41 @@ class SmallResNet(nn.Module):
         f = self.features(self.stem(x))
         out: torch.Tensor = self.fc(self.dropout(f.mean(dim=(2, 3))))
         return out
+
+
+class ResNetEnsemble(nn.Module):
+    """Several :class:`SmallResNet` of the same shape; returns the logarithm of their mean
+    class probabilities, so a softmax of the output gives the averaged probabilities."""
+
+    def __init__(self, members: Sequence[SmallResNet]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two networks")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(m(x), dim=1) for m in self.members]).mean(0)
+        out: torch.Tensor = torch.log(probs.clamp_min(1e-12))
+        return out
+
+
+def build_resnet(params: dict[str, object]) -> SmallResNet | ResNetEnsemble:
+    """The ``cls-resnet`` network of a card's parameters: one :class:`SmallResNet`, or a
+    :class:`ResNetEnsemble` of ``members`` of them (raises ``TypeError`` on bad keys)."""
+    args = dict(params)
+    members = int(args.pop("members", 1))  # type: ignore[call-overload]
+    if members < 2:
+        return SmallResNet(**args)  # type: ignore[arg-type]
+    return ResNetEnsemble([SmallResNet(**args) for _ in range(members)])  # type: ignore[arg-type]
+
+
+def resnet_members(net: nn.Module) -> list[SmallResNet]:
+    """The single networks inside a ``cls-resnet`` module (itself when it is one)."""
+    if isinstance(net, ResNetEnsemble):
+        return [m for m in net.members if isinstance(m, SmallResNet)]
+    if isinstance(net, SmallResNet):
+        return [net]
+    raise TypeError(f"not a cls-resnet network: {type(net).__name__}")
 
 
 class FeatureHead(nn.Module):
@@ -157,10 +193,19 @@ def hog_lbp_features(grey: np.ndarray) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def grad_cam(net: SmallResNet, x: torch.Tensor, target: int) -> np.ndarray:
+def grad_cam(net: nn.Module, x: torch.Tensor, target: int) -> np.ndarray:
     """Grad-CAM of class ``target`` for one input ``(1, channels, rows, columns)``: the
     last stage's activations weighted by their mean gradients, ReLU, upsampled to the
-    input and scaled to [0, 1] (all 0 when nothing is positive)."""
+    input and scaled to [0, 1] (all 0 when nothing is positive). For an ensemble, the
+    mean of its networks' maps before scaling."""
+    cams = [_member_cam(m, x, target) for m in resnet_members(net)]
+    out = torch.stack(cams).mean(0).numpy().astype(np.float32)
+    peak = float(out.max())
+    return out / peak if peak > 0 else np.zeros_like(out)
+
+
+def _member_cam(net: SmallResNet, x: torch.Tensor, target: int) -> torch.Tensor:
+    """One network's Grad-CAM ``(rows, columns)``, not scaled."""
     acts: list[torch.Tensor] = []
 
     def keep(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
@@ -184,9 +229,7 @@ def grad_cam(net: SmallResNet, x: torch.Tensor, target: int) -> np.ndarray:
     finally:
         handle.remove()
         net.train(was_training)
-    out = cam[0, 0].detach().numpy().astype(np.float32)
-    peak = float(out.max())
-    return out / peak if peak > 0 else np.zeros_like(out)
+    return cam[0, 0].detach()
 
 
 def occlusion(

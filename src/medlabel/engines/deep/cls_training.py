@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,46 +110,85 @@ def _score(yv: np.ndarray) -> str:
     return "auc" if len(set(yv.tolist())) >= 2 else "accuracy"
 
 
-def train_cnn(
+@dataclass
+class CnnInput:
+    """How images become the CNN's input: side, channels and the fixed normalisation."""
+
+    side: int
+    channels: int
+    norm: Normalisation
+
+    @classmethod
+    def fit(
+        cls, examples: Sequence[Example], everything: Sequence[Example], asked: Any
+    ) -> CnnInput:
+        """Side and channels of ``examples``, normalisation from their intensities
+        (``everything``: all images the model will see, for the 8-bit check)."""
+        side = _side(examples, asked)
+        channels = 3 if any(plane_of(e.image).ndim == 3 for e in examples) else 1
+        raw = np.stack([raw_input(plane_of(e.image), channels, (side, side)) for e in examples])
+        scale = 255.0 if all(plane_of(e.image).dtype == np.uint8 for e in everything) else 1.0
+        unit = raw / scale
+        norm = Normalisation(
+            scheme=NormScheme.FIXED,
+            mean=[float(v) for v in unit.mean(axis=(0, 2, 3))],
+            std=[float(max(v, 1e-6)) for v in unit.std(axis=(0, 2, 3))],
+            scale=scale,
+        )
+        return cls(side, channels, norm)
+
+    def tensor(self, examples: Sequence[Example]) -> torch.Tensor:
+        shape = (self.side, self.side)
+        raw = (
+            np.stack([raw_input(plane_of(e.image), self.channels, shape) for e in examples])
+            if examples
+            else np.zeros((0, self.channels, *shape), np.float32)
+        )
+        return torch.from_numpy(self.norm.apply(raw, channel_axis=1))
+
+    def spec(self, modality: Any) -> InputSpec:
+        return InputSpec(
+            dims=2,
+            channels=self.channels,
+            modality=modality,
+            patch_size=[self.side, self.side],
+            resize=True,
+            normalisation=self.norm,
+        )
+
+
+@dataclass
+class ResNetFit:
+    """One trained :class:`SmallResNet` and how its training went."""
+
+    net: SmallResNet
+    params: dict[str, Any]
+    result: FitResult
+    plan: dict[str, Any]
+
+
+def fit_resnet(
     train: Sequence[Example],
     val: Sequence[Example],
+    inputs: CnnInput,
     n_classes: int,
     config: TrainingConfig,
     reporter: Reporter,
     *,
     started: float,
-) -> _Run:
-    """Train :class:`SmallResNet` from scratch on whole resized images."""
+) -> ResNetFit:
+    """Train one :class:`SmallResNet` from scratch (augmented batches, best epoch by
+    validation AUC); ``config.minutes`` counts from ``started``."""
     opts = config.options
-    side = _side(train, opts.get("image_size"))
-    channels = 3 if any(plane_of(e.image).ndim == 3 for e in train) else 1
-    raw_t = np.stack([raw_input(plane_of(e.image), channels, (side, side)) for e in train])
-    eight_bit = all(plane_of(e.image).dtype == np.uint8 for e in (*train, *val))
-    scale = 255.0 if eight_bit else 1.0
-    unit = raw_t / scale
-    norm = Normalisation(
-        scheme=NormScheme.FIXED,
-        mean=[float(v) for v in unit.mean(axis=(0, 2, 3))],
-        std=[float(max(v, 1e-6)) for v in unit.std(axis=(0, 2, 3))],
-        scale=scale,
-    )
-    xt = torch.from_numpy(norm.apply(raw_t, channel_axis=1))
+    xt = inputs.tensor(train)
     yt = np.array([int(e.target) for e in train], np.int64)
-    xv = torch.from_numpy(
-        norm.apply(
-            np.stack([raw_input(plane_of(e.image), channels, (side, side)) for e in val])
-            if val
-            else np.zeros((0, channels, side, side), np.float32),
-            channel_axis=1,
-        )
-    )
+    xv = inputs.tensor(val)
     yv = np.array([int(e.target) for e in val], np.int64)
-    width = int(opts.get("width", 32))
     batch = config.batch_size or min(32, len(train))
     params: dict[str, Any] = {
-        "in_channels": channels,
+        "in_channels": inputs.channels,
         "n_classes": n_classes,
-        "width": width,
+        "width": int(opts.get("width", 32)),
         "dropout": 0.2,
     }
     net = SmallResNet(**params)
@@ -177,31 +217,40 @@ def train_cnn(
     )
     validate = _validator(lambda m, x: m(x), xv, yv) if len(val) else None
     result = fit(net, loss_fn, batches, validate, settings, reporter)
+    plan = {
+        "image_size": [inputs.side, inputs.side],
+        "batch_size": batch,
+        "steps_per_epoch": steps,
+        "max_epochs": settings.max_epochs,
+        "learning_rate": settings.learning_rate,
+        "weight_decay": settings.weight_decay,
+        "patience": settings.patience,
+        "label_smoothing": smoothing,
+        "augmentation": AUGMENTATION if config.augment else None,
+        "augmentation_seed": "numpy default_rng([seed, epoch]) seeds a torch Generator",
+        "score": settings.score,
+    }
+    return ResNetFit(net, params, result, plan)
+
+
+def train_cnn(
+    train: Sequence[Example],
+    val: Sequence[Example],
+    n_classes: int,
+    config: TrainingConfig,
+    reporter: Reporter,
+    *,
+    started: float,
+) -> _Run:
+    """Train :class:`SmallResNet` from scratch on whole resized images."""
+    inputs = CnnInput.fit(train, [*train, *val], config.options.get("image_size"))
+    done = fit_resnet(train, val, inputs, n_classes, config, reporter, started=started)
     return _Run(
-        architecture=Architecture(name="cls-resnet", params=params),
-        input=InputSpec(
-            dims=2,
-            channels=channels,
-            modality=train[0].image.modality,
-            patch_size=[side, side],
-            resize=True,
-            normalisation=norm,
-        ),
-        module=net,
-        plan={
-            "image_size": [side, side],
-            "batch_size": batch,
-            "steps_per_epoch": steps,
-            "max_epochs": settings.max_epochs,
-            "learning_rate": settings.learning_rate,
-            "weight_decay": settings.weight_decay,
-            "patience": settings.patience,
-            "label_smoothing": smoothing,
-            "augmentation": AUGMENTATION if config.augment else None,
-            "augmentation_seed": "numpy default_rng([seed, epoch]) seeds a torch Generator",
-            "score": settings.score,
-        },
-        **_history_fields(result),
+        architecture=Architecture(name="cls-resnet", params=done.params),
+        input=inputs.spec(train[0].image.modality),
+        module=done.net,
+        plan=done.plan,
+        **_history_fields(done.result),
     )
 
 

@@ -129,10 +129,16 @@ def _classification(model: Any, volume: Volume) -> np.ndarray | None:
     from medlabel.engines.deep.cls_models import hog_lbp_features, pool_embedding
 
     x, frame = model._inputs(volume)
-    if model.arch == "cls-resnet":
-        net = model._net
+    if model.arch == "cls-resnet":  # one network, or each of an ensemble's in turn
+        from medlabel.engines.deep.cls_models import resnet_members
+
         batch = torch.from_numpy(np.ascontiguousarray(x[np.newaxis], dtype=np.float32))
-        return _hooked(net.features, net, lambda: net(batch))[: net.fc.in_features]
+        return np.concatenate(
+            [
+                _hooked(m.features, m, lambda m=m: m(batch))[: m.fc.in_features]
+                for m in resnet_members(model._net)
+            ]
+        )
     if model.arch == "cls-feature-head":
         head = model._net
         feats = torch.from_numpy(pool_embedding(model._embed(x), frame.size)[np.newaxis])

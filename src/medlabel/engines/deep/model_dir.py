@@ -196,6 +196,8 @@ class EpochRecord(_Strict):
     metrics: dict[str, float] = Field(default_factory=dict)
     learning_rate: float
     seconds: float
+    #: the cross-validation fold (1-based) of an ensemble's member, None for one network
+    fold: int | None = None
 
 
 class DataItem(_Strict):

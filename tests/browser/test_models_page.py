@@ -108,6 +108,8 @@ def test_train_and_preannotate_a_classifier_from_the_ui(
     _open_models_tab(page, url, w.project_id)
     hint = page.locator("[data-testid=train-task-hint]")
     hint.wait_for()
+    page.select_option("[data-testid=train-task]", "seg")
+    assert page.locator("[data-testid=train-folds]").is_hidden()  # classification only
     page.select_option("[data-testid=train-task]", "cls")
     page.wait_for_function(
         "() => /approved classes/.test(document.querySelector("
@@ -115,10 +117,12 @@ def test_train_and_preannotate_a_classifier_from_the_ui(
     )
     assert page.locator("[data-testid=preannotate-start]").is_disabled()  # no cls model yet
     page.fill("[data-testid=train-epochs]", "2")
+    page.fill("[data-testid=train-folds]", "2")  # a cross-validated ensemble of 2 CNNs
     page.click("[data-testid=train-start]")
     page.locator("[data-testid=models-job-done]").wait_for(timeout=300_000)
     row = page.locator("[data-testid=model-row]")
     assert row.count() == 1 and "cls" in row.inner_text()
+    assert "2-fold ensemble" in row.locator("[data-testid=model-ensemble]").inner_text()
     assert row.locator("[data-testid=model-active]").count() == 1
 
     page.click("[data-testid=preannotate-start]")

@@ -57,7 +57,7 @@ function modelsTable(rows, onActivate) {
             "tr",
             { testid: "model-row", dataset: { modelId: String(r.id) } },
             el("td", {}, `v${r.version}`),
-            el("td", {}, r.name),
+            el("td", {}, r.name, r.summary.ensemble_members ? el("span", { class: "muted small", testid: "model-ensemble" }, ` · ${r.summary.ensemble_members}-fold ensemble`) : null),
             el("td", {}, r.task),
             el("td", { class: "num", title: (METRICS[r.task] || [])[1] || "" }, metric(r)),
             el("td", { class: "num" }, String(r.summary.epochs_run ?? "")),
@@ -84,6 +84,10 @@ export function mountModels(container, env) {
   const minutes = input({ type: "number", min: 0.5, max: 600, step: 0.5, value: "5", testid: "train-minutes" });
   const epochs = input({ type: "number", min: 1, max: 1000, value: "", placeholder: "auto", testid: "train-epochs" });
   const seed = input({ type: "number", min: 0, value: "0" });
+  // classification only: a cross-validated ensemble of one CNN per fold (1: one network)
+  const folds = input({ type: "number", min: 1, max: 10, value: "1", testid: "train-folds" });
+  const foldsField = field("Ensemble folds", folds, { hint: "1: one network; 2–10: one per fold, averaged (takes that many times longer)" });
+  foldsField.hidden = true;
   const train = el("button", { type: "button", class: "btn btn-primary", testid: "train-start" }, "Train");
   const preannotate = el("button", { type: "button", class: "btn", testid: "preannotate-start" }, "Pre-annotate unlabelled images");
   const forTeam = checkbox("Proposals for every annotator (not only for me)", { checked: true, testid: "preannotate-team" });
@@ -144,6 +148,7 @@ export function mountModels(container, env) {
   train.addEventListener("click", () => {
     const params = { task: task.value, seed: Number(seed.value) || 0, minutes: Number(minutes.value) || 5 };
     if (epochs.value) params.epochs = Number(epochs.value);
+    if (task.value === "cls" && Number(folds.value) > 1) params.options = { folds: Number(folds.value) };
     start("train", params, "Training");
   });
   preannotate.addEventListener("click", () => {
@@ -157,6 +162,7 @@ export function mountModels(container, env) {
     const chosen = TASKS.find((t) => t.value === task.value);
     const active = models.find((r) => r.active && r.task === task.value);
     preannotate.disabled = !active;
+    foldsField.hidden = chosen.value !== "cls";
     const missing = labelKinds && !labelKinds.has(chosen.kind);
     train.disabled = Boolean(missing);
     taskHint.textContent = missing
@@ -201,7 +207,7 @@ export function mountModels(container, env) {
       { class: "card stack", "aria-label": "Train and pre-annotate" },
       el("h2", {}, "Learn from the approved labels"),
       el("p", { class: "small muted" }, "Training uses the reference labels (approved consensus, else approved readings); the first model of each task becomes active."),
-      el("div", { class: "form-grid" }, field("Task", task), field("Time budget (minutes)", minutes), field("Epochs at most", epochs), field("Seed", seed)),
+      el("div", { class: "form-grid" }, field("Task", task), field("Time budget (minutes)", minutes), field("Epochs at most", epochs), field("Seed", seed), foldsField),
       taskHint,
       el("div", { class: "row" }, train, preannotate),
       forTeam,

@@ -43,6 +43,8 @@ def model_out(row: ModelVersion, *, card: bool = False) -> ModelOut:
     c = row.card or {}
     summary = {
         "architecture": (c.get("architecture") or {}).get("name"),
+        # networks averaged by a cross-validated ensemble (None: one network)
+        "ensemble_members": ((c.get("architecture") or {}).get("params") or {}).get("members"),
         "labels": {str(lab["value"]): lab["name"] for lab in c.get("labels", [])},
         "epochs_run": c.get("epochs_run"),
         "best_epoch": c.get("best_epoch"),

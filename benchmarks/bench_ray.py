@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -266,7 +265,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    onnx = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
+    from medlabel.engines.deep.onnx_export import available
+
+    onnx = available()
     backend = "onnx" if onnx else "torch"
     from importlib.metadata import version
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from medlabel.annotation.content import AnnotationContent, Box
 from medlabel.core.errors import InvalidInputError
@@ -25,7 +26,7 @@ from medlabel.services.access import Principal
 from medlabel.services.jobs import run_in_foreground, submit_job
 from medlabel.services.model_proposals import box_from_pixels
 from medlabel.services.training_data import training_set
-from medlabel.storage.db.models import Revision
+from medlabel.storage.db.models import Job, Revision
 from tests.engines.deep.conftest import crops
 from tests.engines.deep.test_detection import coin_crops
 from tests.jobs.test_preannotate_cls_det import ContentWorld, _client, _pending
@@ -203,6 +204,30 @@ def test_bad_task_is_a_clear_422(world: ContentWorld, settings: Settings) -> Non
         assert r.status_code == 422 and "task" in r.text
         r = client.post(url, json={"kind": "train", "params": {"task": "det"}})
         assert r.status_code == 422 and "approved boxes" in r.text, r.text
+
+
+def test_bad_folds_are_a_clear_422(world: ContentWorld, settings: Settings) -> None:
+    tagged(world, per_class=2)
+    with _client(world.ctx, settings, "admin") as client:
+        url = f"/api/projects/{world.project_id}/jobs"
+
+        def post(task: str, folds: Any) -> Any:
+            params = {"task": task, "options": {"folds": folds}}
+            return client.post(url, json={"kind": "train", "params": params})
+
+        for folds, needle in (
+            (0, "from 1 to 10"),
+            (11, "from 1 to 10"),
+            ("3", "from 1 to 10"),
+            (True, "from 1 to 10"),
+            (5, "5 folds need at least 5 approved images; this project has 4"),
+        ):
+            r = post("cls", folds)
+            assert r.status_code == 422 and needle in r.text, (folds, r.text)
+        r = post("det", 2)
+        assert r.status_code == 422 and "approved boxes" in r.text  # no boxes here
+    with world.ctx.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == 0  # nothing queued
 
 
 def _wait(client: TestClient, job_id: int, seconds: float = 300) -> dict[str, Any]:

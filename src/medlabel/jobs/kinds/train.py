@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from medlabel.core.errors import InvalidInputError
 from medlabel.jobs.reporter import Reporter
 from medlabel.jobs.spec import JobEnv, JobKind
 from medlabel.security.roles import ProjectRole
@@ -50,7 +51,17 @@ def _check(ctx: Context, project_id: int | None, params: TrainParams) -> None:
 
     assert project_id is not None
     get_task(params.task)  # names the extra to install when torch is missing
-    check_trainable(ctx, project_id, params.task, params.labels)
+    images = check_trainable(ctx, project_id, params.task, params.labels)
+    folds = params.options.get("folds", 1)
+    if folds != 1 or isinstance(folds, bool):  # per-class counts: checked by the job
+        if params.task != "cls":
+            raise InvalidInputError("folds (a cross-validated ensemble) are for task cls only")
+        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= 10:
+            raise InvalidInputError(f"folds must be a whole number from 1 to 10, got {folds!r}")
+        if folds > images:
+            raise InvalidInputError(
+                f"{folds} folds need at least {folds} approved images; this project has {images}"
+            )
 
 
 def _run(env: JobEnv, params: TrainParams, reporter: Reporter) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.uid import generate_uid
 
 from medlabel.core.errors import MedlabelError
 from medlabel.io import dicom as dicom_io
@@ -91,10 +90,11 @@ def ensure_frame_of_reference(ds: pydicom.Dataset) -> bool:
         return False
     if "ImagePositionPatient" not in ds and "PerFrameFunctionalGroupsSequence" not in ds:
         return False
+    # derived from the (already de-identified) series UID: one per series, the same on
+    # every import; "2.25." + a 128-bit number, as the de-identifier's UIDs
     series = str(ds.get("SeriesInstanceUID", ""))
-    ds.FrameOfReferenceUID = generate_uid(
-        prefix=None, entropy_srcs=[series, "medlabel frame of reference"]
-    )
+    digest = hashlib.sha256(f"medlabel frame of reference\0{series}".encode()).digest()
+    ds.FrameOfReferenceUID = "2.25." + str(int.from_bytes(digest[:16], "big"))
     return True
 
 

@@ -216,10 +216,10 @@ def test_bad_folds_are_a_clear_422(world: ContentWorld, settings: Settings) -> N
             return client.post(url, json={"kind": "train", "params": params})
 
         for folds, needle in (
-            (0, "from 1 to 10"),
-            (11, "from 1 to 10"),
-            ("3", "from 1 to 10"),
-            (True, "from 1 to 10"),
+            (0, "to 10, got"),
+            (11, "to 10, got"),
+            ("3", "to 10, got"),
+            (True, "to 10, got"),
             (5, "5 folds need at least 5 approved images; this project has 4"),
         ):
             r = post("cls", folds)

@@ -34,11 +34,12 @@ def test_folds_are_stratified_disjoint_and_cover_everything() -> None:
 
 def test_fold_count_is_checked() -> None:
     examples = [Example(f"e{i}", None, i % 2) for i in range(7)]  # type: ignore[arg-type]
-    assert check_folds(examples, "3") == 3
-    with pytest.raises(InvalidInputError, match="whole number"):
-        check_folds(examples, "many")
-    with pytest.raises(InvalidInputError, match=r"2\.\.10"):
-        check_folds(examples, 11)
+    assert check_folds(examples, 3) == 3
+    for bad in ("many", "3", True, 0, 11):
+        with pytest.raises(InvalidInputError, match=r"whole number from 1 .* to 10"):
+            check_folds(examples, bad)
+    with pytest.raises(InvalidInputError, match="an ensemble needs 2 to 10 folds"):
+        check_folds(examples, 1)
     with pytest.raises(InvalidInputError, match="class 1: 3"):
         check_folds(examples, 4)
 

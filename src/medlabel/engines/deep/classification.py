@@ -75,6 +75,27 @@ PREDICTIONS_CSV = "predictions.csv"
 PREDICTIONS_JSON = "predictions.json"
 
 
+#: most networks of a cross-validated ensemble (``--option folds``)
+MAX_FOLDS = 10
+
+
+def fold_count(value: Any) -> int:
+    """The ``folds`` option as an int: 1 (one network) or 2..``MAX_FOLDS`` (a
+    cross-validated ensemble, :mod:`medlabel.engines.deep.cls_folds`); a clear error
+    otherwise (``True`` and ``"3"`` are not numbers of folds).
+
+    Examples
+    --------
+    >>> fold_count(5), fold_count(1)
+    (5, 1)
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FOLDS:
+        raise InvalidInputError(
+            f"folds must be a whole number from 1 (one network) to {MAX_FOLDS}, got {value!r}"
+        )
+    return value
+
+
 # data split and metrics --------------------------------------------------------------------
 def stratified_split(
     examples: Sequence[Example], val_fraction: float, seed: int
@@ -268,8 +289,8 @@ class ClassificationTask:
         train, val = stratified_split(data.examples, config.val_fraction, config.seed)
         trained_on, validated_on = train, val
         n_classes = max(len(data.labels), 1 + max(int(e.target) for e in data.examples))
-        folds = config.options.get("folds", 1)
-        ensemble = str(folds) != "1"
+        folds = fold_count(config.options.get("folds", 1))
+        ensemble = folds > 1
         if ensemble and arch != "cnn":
             raise InvalidInputError(f"folds (a cross-validated ensemble) need arch cnn, not {arch}")
         if ensemble:

@@ -23,13 +23,11 @@ import numpy as np
 import torch
 
 from medlabel.core.errors import InvalidInputError
-from medlabel.engines.deep.classification import _Run, class_metrics
+from medlabel.engines.deep.classification import MAX_FOLDS, _Run, class_metrics, fold_count
 from medlabel.engines.deep.cls_models import ResNetEnsemble
 from medlabel.engines.deep.cls_training import CnnInput, fit_resnet
 from medlabel.engines.deep.model_dir import Architecture, TrainingConfig
 from medlabel.engines.deep.tasks import Example, Reporter
-
-MAX_FOLDS = 10
 
 
 def stratified_folds(targets: Sequence[int], k: int, seed: int) -> list[list[int]]:
@@ -53,14 +51,12 @@ def stratified_folds(targets: Sequence[int], k: int, seed: int) -> list[list[int
 
 
 def check_folds(examples: Sequence[Example], k: Any) -> int:
-    """``k`` as an int, or a clear error when it is not 2..10 or a class has fewer
-    examples than folds (a fold would lack it)."""
-    try:
-        folds = int(k)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"folds must be a whole number, got {k!r}") from None
-    if not 2 <= folds <= MAX_FOLDS:
-        raise InvalidInputError(f"folds must be 1 (one network) or 2..{MAX_FOLDS}, got {folds}")
+    """``k`` as a number of folds (2..``MAX_FOLDS``, see
+    :func:`~medlabel.engines.deep.classification.fold_count`), or a clear error when a
+    class has fewer examples than folds (a fold would lack it)."""
+    folds = fold_count(k)
+    if folds < 2:
+        raise InvalidInputError(f"an ensemble needs 2 to {MAX_FOLDS} folds, got {folds}")
     counts: dict[int, int] = {}
     for e in examples:
         counts[int(e.target)] = counts.get(int(e.target), 0) + 1

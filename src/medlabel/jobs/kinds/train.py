@@ -52,12 +52,12 @@ def _check(ctx: Context, project_id: int | None, params: TrainParams) -> None:
     assert project_id is not None
     get_task(params.task)  # names the extra to install when torch is missing
     images = check_trainable(ctx, project_id, params.task, params.labels)
-    folds = params.options.get("folds", 1)
-    if folds != 1 or isinstance(folds, bool):  # per-class counts: checked by the job
-        if params.task != "cls":
+    if "folds" in params.options:  # per-class counts: checked by the job
+        from medlabel.engines.deep.classification import fold_count
+
+        folds = fold_count(params.options["folds"])
+        if folds > 1 and params.task != "cls":
             raise InvalidInputError("folds (a cross-validated ensemble) are for task cls only")
-        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= 10:
-            raise InvalidInputError(f"folds must be a whole number from 1 to 10, got {folds!r}")
         if folds > images:
             raise InvalidInputError(
                 f"{folds} folds need at least {folds} approved images; this project has {images}"

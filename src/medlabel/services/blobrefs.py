@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from sqlalchemy import ColumnElement, select
@@ -59,13 +60,18 @@ def referenced_digests(session: Session) -> set[str]:
 
 
 class BlobTransaction:
-    """Tracks blobs written for one unit of work; :meth:`rollback` deletes those that were
-    new and that no committed row refers to."""
+    """Tracks blobs written for one unit of work; :meth:`sync` makes them durable,
+    :meth:`rollback` deletes those that were new and that no committed row refers to."""
+
+    #: threads making blobs durable ahead of the commit (:meth:`sync_soon`)
+    SYNC_THREADS = 4
 
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
         self.created: list[str] = []
         self._seen: set[str] = set()
+        self._early: dict[str, Future[None]] = {}
+        self._syncer: ThreadPoolExecutor | None = None
 
     def put(self, data: bytes) -> BlobRef:
         ref = self.blobs.put_bytes(data)
@@ -83,6 +89,33 @@ class BlobTransaction:
             self._seen.add(digest)
             self.created.append(digest)
 
+    def sync_soon(self, digest: str) -> None:
+        """Start making a new blob durable now, in a background thread, so that a long
+        unit of work (an import) overlaps the disk's flushes with its other work instead
+        of waiting for all of them at the commit."""
+        if digest in self._early:
+            return
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(self.SYNC_THREADS, thread_name_prefix="blob-sync")
+        self._early[digest] = self._syncer.submit(self.blobs.sync, [digest])
+
+    def sync(self) -> None:
+        """Make every new blob durable (before rows that refer to them are committed)."""
+        try:
+            for future in self._early.values():
+                future.result()
+            rest = [d for d in self.created if d not in self._early]
+            if rest:
+                self.blobs.sync(rest)
+        finally:
+            self._stop_syncer()
+
+    def _stop_syncer(self) -> None:
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)
+            self._syncer = None
+        self._early.clear()
+
     def release_unreferenced(self, session: Session) -> int:
         """After a commit: delete the new blobs nothing refers to (e.g. files of
         duplicate instances). Returns how many were deleted."""
@@ -98,6 +131,7 @@ class BlobTransaction:
 
     def rollback(self, session: Session) -> None:
         """Delete the new blobs that no committed row refers to."""
+        self._stop_syncer()
         self.release_unreferenced(session)
 
 
@@ -117,7 +151,7 @@ def unit_of_work(
         with db.write() as session:
             yield session, tx
             if tx.created:  # new files must be durable before rows refer to them
-                blobs.sync(tx.created)
+                tx.sync()
     except BaseException:
         if tx.created:
             with db.read() as s:

@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,9 +73,10 @@ class LocalBlobStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    def __reduce__(self) -> tuple[type[LocalBlobStore], tuple[Path]]:
-        # handed to import worker processes: only the folder travels
-        return (LocalBlobStore, (self.root,))
+    def __reduce__(self) -> tuple[Callable[[Path], LocalBlobStore], tuple[Path]]:
+        # handed to import worker processes: only the folder travels, and each process
+        # keeps one store per folder (with its cache of existing fan-out folders)
+        return (_store_in_process, (self.root,))
 
     def _temp_path(self) -> Path:
         # unique per process and call, without mkstemp's random-name retries
@@ -88,7 +89,11 @@ class LocalBlobStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(key)
         os.chmod(tmp, 0o444)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except FileNotFoundError:  # the folder went away since it was cached
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
 
     def sync(self, digests: Iterable[str] | None = None) -> None:
         """Make blobs durable: ``digests`` by an fsync of each file and of its folder
@@ -137,6 +142,19 @@ class LocalBlobStore:
         for path in self._objects.glob("*/*/*"):
             if path.is_file():
                 yield path.name
+
+
+_STORES: dict[Path, LocalBlobStore] = {}
+
+
+def _store_in_process(root: Path) -> LocalBlobStore:
+    """This process's store on ``root`` (made on first use)."""
+    store = _STORES.get(root)
+    if store is None:
+        if len(_STORES) > 16:
+            _STORES.clear()
+        store = _STORES[root] = LocalBlobStore(root)
+    return store
 
 
 def _fsync(path: Path, flags: int) -> None:

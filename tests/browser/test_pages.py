@@ -291,6 +291,26 @@ def test_empty_project_then_upload_a_dicom_through_the_ui(
     page.locator("[data-testid=toast-error]").first.wait_for()
 
 
+def test_a_background_upload_reports_when_its_images_are_built(
+    live_server: LiveServer, page: Any
+) -> None:
+    setup = _setup(live_server, [])
+    _open(page, setup, f"#/projects/{setup.project_id}")
+    page.click("[data-testid=tab-import]")
+    folder = sample_file("CT_small.dcm").parent / "dicomdirtests" / "98892001" / "CT5N"
+    page.locator("[data-testid=import-files]").set_input_files(sorted(map(str, folder.iterdir())))
+    page.locator("[data-testid=import-background]").check()
+    page.click("[data-testid=import-submit]")
+    done = page.locator("[data-testid=import-built]")
+    done.wait_for(timeout=60_000)
+    assert "Import finished: 1 image" in done.inner_text()
+    assert "5 DICOM instance" in page.inner_text("[data-testid=deid-summary]")
+    page.wait_for_selector("[data-testid=import-status] >> text=done")
+    shot(page, "pages-import-background")
+    page.click("[data-testid=tab-images]")
+    _wait_rows(page, ["CT"])
+
+
 def test_dropping_a_file_on_the_drop_zone_imports_it(live_server: LiveServer, page: Any) -> None:
     setup = _setup(live_server, [])
     _open(page, setup, f"#/projects/{setup.project_id}")

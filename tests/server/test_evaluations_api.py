@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from html.parser import HTMLParser
-from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -14,22 +12,13 @@ from medlabel.services.context import Context
 from medlabel.services.images import get_image
 from tests.conftest import PASSWORD
 from tests.services.reader_study import make_study, read
+from tests.support.jobs import wait_job
 
 
 def _login(client: TestClient, name: str) -> TestClient:
     r = client.post("/api/auth/login", json={"username": name, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return client
-
-
-def _wait(client: TestClient, job_id: int, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}"
-        time.sleep(0.1)
 
 
 def test_a_reader_is_evaluated_against_the_others(ctx: Context, app_client: TestClient) -> None:
@@ -60,7 +49,7 @@ def test_a_reader_is_evaluated_against_the_others(ctx: Context, app_client: Test
         json={"kind": "evaluate", "params": {"subject": "reader", "user_id": study.ann.id}},
     )
     assert r.status_code == 201, r.text
-    job = _wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["state"] == "succeeded", job
     eid = job["result"]["evaluation_id"]
     assert job["result"]["cases"] == 2

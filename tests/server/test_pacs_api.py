@@ -3,7 +3,6 @@ pull as a job, push, and clear 4xx answers for bad URLs, credentials and studies
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from medlabel.services.context import Context
 from medlabel.services.projects import add_labels
 from medlabel.services.users import principal_of
 from medlabel.storage.db.models import Image, User
+from tests.support.jobs import wait_job
 from tests.support.orthanc import AUTH_USER, Orthanc
 from tests.support.pacs_data import StudyFiles, ct_study, load
 from tests.support.require import free_port
@@ -45,16 +45,6 @@ def _connect(client: TestClient, pid: int, **body: Any) -> dict[str, Any]:
     assert r.status_code == 201, r.text
     out: dict[str, Any] = r.json()
     return out
-
-
-def _wait(client: TestClient, job_id: int, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}"
-        time.sleep(0.1)
 
 
 def test_connections_never_return_secrets(admin: TestClient, pid: int) -> None:
@@ -126,7 +116,7 @@ def test_search_pull_push(
     # pull: a job
     r = admin.post(f"/api/pacs/{conn['id']}/pull", json={"study_uids": [ct.study_uid]})
     assert r.status_code == 202, r.text
-    job = _wait(admin, r.json()["id"])
+    job = wait_job(admin, r.json()["id"])
     assert job["state"] == "succeeded", job["error"]
     assert job["kind"] == "pacs_pull" and job["result"]["counts"]["instances"] == 7
     images = admin.get(f"/api/projects/{pid}/images").json()

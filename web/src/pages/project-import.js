@@ -13,6 +13,33 @@ const MODALITY_CHOICES = [
   ...["CT", "MR", "CR", "DX", "US", "ES", "OP", "XC", "SM", "OT"].map((m) => ({ value: m, label: m })),
 ];
 
+const STATUS_TEXT = { done: "done", preparing: "building images…", failed: "building failed" };
+
+// A background import: poll its prepare_import job, then show the final report.
+async function followBuild(record, { result, onDone }) {
+  const note = el("span", {}, `Stored ${plural(record.counts.instances || 0, "DICOM instance")}, de-identified; building the images…`);
+  result.replaceChildren(el("div", { class: "alert alert-info", testid: "import-building" }, spinner(""), note), importReport(record));
+  let job = null;
+  for (;;) {
+    try {
+      job = await api.get(`/jobs/${record.job_id}`);
+    } catch (err) {
+      result.replaceChildren(errorBox(err));
+      return;
+    }
+    if (["succeeded", "failed", "cancelled"].includes(job.state)) break;
+    if (job.progress && job.progress.total) note.textContent = `Building the images: ${job.progress.done} of ${plural(job.progress.total, "instance")}…`;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const final = await api.get(`/imports/${record.id}`);
+  const ok = job.state === "succeeded";
+  result.replaceChildren(
+    el("div", { class: `alert ${ok ? "alert-success" : "alert-error"}`, testid: "import-built" }, el("span", {}, ok ? `Import finished: ${plural(final.counts.images || 0, "image")}.` : `Building the images failed (job #${job.id}: ${job.error || job.state}); the stored instances are kept — retry the job from the Jobs tab.`)),
+    importReport(final),
+  );
+  onDone();
+}
+
 function historyTable(records, users, onShow) {
   const name = (uid) => (uid === null ? "command line" : users.get(uid) || `user #${uid}`);
   return el(
@@ -24,7 +51,7 @@ function historyTable(records, users, onShow) {
       el(
         "thead",
         {},
-        el("tr", {}, ["When", "By", "Files", "Images", "Duplicates", "Rejected", ""].map((h, i) => el("th", { class: i >= 2 && i <= 5 ? "num" : null }, h))),
+        el("tr", {}, ["When", "By", "Files", "Images", "Duplicates", "Rejected", "Status", ""].map((h, i) => el("th", { class: i >= 2 && i <= 5 ? "num" : null }, h))),
       ),
       el(
         "tbody",
@@ -36,6 +63,7 @@ function historyTable(records, users, onShow) {
             el("td", {}, formatDate(r.created_at)),
             el("td", {}, name(r.user_id)),
             ["files", "images", "duplicates", "rejected"].map((k) => el("td", { class: "num" }, String(r.counts[k] || 0))),
+            el("td", { testid: "import-status" }, STATUS_TEXT[r.status] || r.status),
             el("td", {}, el("button", { type: "button", class: "btn btn-small", onclick: () => onShow(r) }, "Report")),
           ),
         ),
@@ -54,6 +82,7 @@ export function mountImport(container, env) {
   const chosenInfo = el("div", { class: "small", testid: "import-chosen" });
   const modality = select(MODALITY_CHOICES, { "aria-label": "Modality for NIfTI and photographs" });
   const skip = checkbox("Skip unreadable files (default: any unreadable file rejects the whole upload)", { name: "on_error" });
+  const background = checkbox("Build DICOM images in the background (the upload returns once files are checked, de-identified and stored; files whose pixels then fail to decode are dropped and reported)", { name: "background", testid: "import-background" });
   const submit = el("button", { type: "button", class: "btn btn-primary", testid: "import-submit", disabled: true }, "Upload and import");
   const cancel = el("button", { type: "button", class: "btn", hidden: true }, "Cancel upload");
   const meter = el("progress", { class: "meter", max: 1, value: 0, hidden: true, testid: "import-progress" });
@@ -115,7 +144,7 @@ export function mountImport(container, env) {
 
   async function start() {
     if (!chosen.length || upload) return;
-    const form = filesFormData(chosen, { modality: modality.value, on_error: skip.querySelector("input").checked ? "skip" : "" });
+    const form = filesFormData(chosen, { modality: modality.value, on_error: skip.querySelector("input").checked ? "skip" : "", background: background.querySelector("input").checked ? "true" : "" });
     const total = chosen.reduce((n, e) => n + e.file.size, 0);
     submit.disabled = true;
     cancel.hidden = false;
@@ -132,6 +161,19 @@ export function mountImport(container, env) {
     });
     try {
       const record = await upload.promise;
+      if (record.status === "preparing" && record.job_id) {
+        toast(`Stored ${plural(record.counts.instances || 0, "instance")}; building the images`, { kind: "success" });
+        setChosen([]);
+        loadHistory();
+        followBuild(record, {
+          result,
+          onDone: () => {
+            bus.dispatchEvent(new Event("images-changed"));
+            loadHistory();
+          },
+        });
+        return;
+      }
       toast(`Imported ${plural(record.counts.images || 0, "image")}`, { kind: "success" });
       result.replaceChildren(el("div", { class: "alert alert-success" }, el("span", {}, `Import finished: ${plural(record.image_ids.length, "new image")}.`)), importReport(record));
       setChosen([]);
@@ -185,6 +227,7 @@ export function mountImport(container, env) {
         zone,
         el("div", { class: "form-grid" }, field("Modality of NIfTI files and photographs", modality, { hint: "DICOM files keep the modality from their header." })),
         skip,
+        background,
         el("div", { class: "row" }, submit, cancel),
         meter,
         meterText,

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from medlabel.core.errors import InvalidInputError, MedlabelError
@@ -30,10 +30,16 @@ class ImportOut(BaseModel):
     created_at: dt.datetime
     counts: dict[str, int]
     report: dict[str, Any]
+    status: str = Field(
+        description="done; preparing while a background import's images are built; failed"
+    )
 
 
 class ImportResultOut(ImportOut):
     image_ids: list[int]
+    job_id: int | None = Field(
+        default=None, description="The prepare_import job of a background import."
+    )
 
 
 def _safe_relpath(filename: str) -> Path:
@@ -58,7 +64,10 @@ async def upload(
     """Upload DICOM/NIfTI/PNG/JPEG/TIFF files or zip archives (multipart field ``files``,
     repeatable; file names may carry a folder path). Optional fields: ``modality`` for
     NIfTI/raster files, ``on_error`` = ``fail`` (default: any unreadable file rejects the
-    whole upload and nothing is stored) or ``skip``.
+    whole upload and nothing is stored) or ``skip``, ``background`` = ``true`` to return
+    once DICOM files are checked, de-identified and stored (status ``preparing``; a
+    ``prepare_import`` job, ``job_id``, decodes them and builds the images; instances
+    whose pixels then fail to decode are listed in the import's problems).
 
     Uploads stream to disk; their total size is limited by MEDLABEL_MAX_UPLOAD_BYTES.
     """
@@ -90,9 +99,13 @@ async def upload(
         on_error = form.get("on_error") or "fail"
         if not isinstance(on_error, str) or on_error not in ("fail", "skip"):
             raise InvalidInputError("on_error must be 'fail' or 'skip'")
+        background = form.get("background") or "false"
+        if not isinstance(background, str) or background.lower() not in ("true", "false"):
+            raise InvalidInputError("background must be 'true' or 'false'")
         options = svc.ImportOptions(
             modality=modality.upper() if isinstance(modality, str) and modality else None,
             on_error=svc.OnError(on_error),
+            background=background.lower() == "true",
         )
         await form.close()
         summary = await run_in_threadpool(
@@ -102,7 +115,9 @@ async def upload(
         await run_in_threadpool(shutil.rmtree, workdir, True)
     record = svc.get_import(ctx, me, summary.import_id)
     return ImportResultOut(
-        **ImportOut.model_validate(record).model_dump(), image_ids=summary.image_ids
+        **ImportOut.model_validate(record).model_dump(),
+        image_ids=summary.image_ids,
+        job_id=summary.job_id,
     )
 
 

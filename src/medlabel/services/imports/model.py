@@ -15,6 +15,7 @@ from medlabel.io.sniff import FileKind
 from medlabel.security.deid import Deidentifier, DeidReport
 from medlabel.services.blobrefs import BlobTransaction
 from medlabel.services.context import Context
+from medlabel.services.imports.worker import Prepared
 from medlabel.storage.db.models import Project
 
 ProgressFn = Callable[[str, int, int], None]
@@ -29,10 +30,18 @@ class OnError(StrEnum):
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """``modality`` applies to NIfTI and raster files, which do not record one."""
+    """``modality`` applies to NIfTI and raster files, which do not record one.
+
+    ``background``: DICOM files are read, checked, de-identified, stored and indexed now;
+    their pixels are decoded and their images built by a ``prepare_import`` job (the
+    import's status is ``preparing`` until it ends). Files whose pixels then fail to
+    decode are reported in the import's problems and removed; with ``on_error=fail``
+    only what is found before storing rejects the import.
+    """
 
     modality: str | None = None
     on_error: OnError = OnError.FAIL
+    background: bool = False
 
 
 @dataclass
@@ -49,6 +58,8 @@ class ImportSummary:
     counts: dict[str, int]
     problems: list[Problem]
     report: dict[str, Any]
+    #: the ``prepare_import`` job of a background import
+    job_id: int | None = None
 
 
 #: the error class a uniform set of problems is reported with
@@ -63,6 +74,7 @@ class Source:
     path: Path
     name: str  # path relative to what the user gave (for messages and non-DICOM names)
     kind: FileKind
+    digest: str = ""  # a stored instance's blob (when building a background import)
 
 
 @dataclass
@@ -115,6 +127,8 @@ class Run:
     problems: list[Problem] = field(default_factory=list)
     staged: list[StagedImage] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=_counts)
+    #: background import: instances stored now, images built later
+    pending: list[Prepared] = field(default_factory=list)
 
     def problem(self, name: str, reason: str, status: int = 422) -> None:
         """Record a file that could not be imported."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,10 +11,8 @@ from sqlalchemy import select
 
 from medlabel.core.errors import InvalidInputError, MedlabelError, NotFoundError
 from medlabel.io.sniff import FileKind
-from medlabel.security.deid import Deidentifier, DeidOptions, DeidReport
 from medlabel.security.roles import ProjectRole
 from medlabel.services.access import Principal, require_project
-from medlabel.services.blobrefs import BlobTransaction
 from medlabel.services.context import Context
 from medlabel.services.imports.commit import commit
 from medlabel.services.imports.model import (
@@ -29,6 +26,8 @@ from medlabel.services.imports.model import (
 )
 from medlabel.services.imports.scan import scan
 from medlabel.services.imports.staging import PARALLEL_FROM, stage_dicom, stage_file
+from medlabel.services.imports.worker import Mode
+from medlabel.services.imports.workspace import import_run
 from medlabel.storage.db.models import ImportRecord, Project
 
 log = logging.getLogger(__name__)
@@ -74,18 +73,13 @@ def import_paths(
     """
     options = options or ImportOptions()
     project = _project(ctx, actor, project_id)
-    deid = Deidentifier(project.deid_secret, DeidOptions.model_validate(project.deid_options))
-    tmp_root = ctx.settings.home / "tmp"
-    tmp_root.mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="import-", dir=tmp_root))
-    run = Run(ctx, project, options, deid, DeidReport(deid.options),
-              BlobTransaction(ctx.blobs), workdir)  # fmt: skip
-    try:
+    with import_run(ctx, project, options, prefix="import-") as run:
         sources = scan(paths, run)
         total = len(sources)
         dicoms = [src for src in sources if src.kind == FileKind.DICOM]
         pool = ctx.process_pool() if len(dicoms) >= PARALLEL_FROM else None
-        done = stage_dicom(run, dicoms, pool, progress, total)
+        mode = Mode.INGEST if options.background else Mode.FULL
+        done = stage_dicom(run, dicoms, pool, progress, total, mode)
         for src in sources:
             if src.kind in _IMAGE_FILES:
                 try:
@@ -100,18 +94,23 @@ def import_paths(
             progress("importing", done, total)
         _check(run)
         # temporary files go before the commit's file-system sync, which would write them
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(run.workdir, ignore_errors=True)
         record, image_ids = commit(run, actor)
-        with ctx.db.read() as s:  # e.g. files of duplicate instances
-            run.blobs.release_unreferenced(s)
-    except BaseException:
-        with ctx.db.read() as s:
-            run.blobs.rollback(s)
-        raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    job_id = None
+    if run.pending:
+        job_id = _start_preparing(ctx, actor, record.id, project_id)
     log.info("import id=%s stored %d images", record.id, len(image_ids))
-    return ImportSummary(record.id, image_ids, dict(record.counts), run.problems, record.report)
+    return ImportSummary(
+        record.id, image_ids, dict(record.counts), run.problems, record.report, job_id
+    )
+
+
+def _start_preparing(ctx: Context, actor: Principal | None, import_id: int, project_id: int) -> int:
+    """Queue the job that builds a background import's images (run by a server)."""
+    from medlabel.services.jobs import submit_job
+
+    view = submit_job(ctx, actor, "prepare_import", {"import_id": import_id}, project_id=project_id)
+    return view.job.id
 
 
 def _check(run: Run) -> None:
@@ -122,7 +121,7 @@ def _check(run: Run) -> None:
         raise (error or InvalidInputError)(
             _failure_message(rejected), details={"problems": [p.__dict__ for p in rejected]}
         )
-    if not run.staged and run.counts["duplicates"] == 0:
+    if not run.staged and not run.pending and run.counts["duplicates"] == 0:
         raise InvalidInputError(
             "no importable images found"
             + (f" ({_failure_message(run.problems)})" if run.problems else "")

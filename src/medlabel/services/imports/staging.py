@@ -29,7 +29,13 @@ from medlabel.services.imports.model import (
     StagedImage,
     StagedInstance,
 )
-from medlabel.services.imports.worker import DicomTask, Prepared, load_prepared, prepare_dicom
+from medlabel.services.imports.worker import (
+    DicomTask,
+    Mode,
+    Prepared,
+    load_prepared,
+    prepare_dicom,
+)
 from medlabel.storage.db.models import Instance
 
 #: below this many DICOM files an import runs in-process (a worker pool costs ~1 s)
@@ -102,18 +108,22 @@ def _strip_ext(name: str, exts: tuple[str, ...]) -> str:
 
 
 # DICOM ------------------------------------------------------------------------------------
-def _prepared(run: Run, sources: list[Source], pool: Executor | None) -> Iterator[Prepared]:
+def _prepared(
+    run: Run, sources: list[Source], pool: Executor | None, mode: Mode
+) -> Iterator[Prepared]:
     deid = (run.project.deid_secret, json.dumps(run.deid.options.model_dump()))
     folder = run.workdir / "prepared"
     folder.mkdir(exist_ok=True)
     tasks = [
-        DicomTask(src.path, src.name, folder / str(i), deid, run.ctx.blobs)
+        DicomTask(src.path, src.name, folder / str(i), deid, run.ctx.blobs, mode, src.digest)
         for i, src in enumerate(sources)
     ]
     if pool is None or len(tasks) < PARALLEL_FROM:
         yield from map(prepare_dicom, tasks)
     else:
-        yield from pool.map(prepare_dicom, tasks, chunksize=16)
+        # chunks of up to 16 files, smaller for few files so that one slow file (a long
+        # multi-frame) does not hold back a whole chunk
+        yield from pool.map(prepare_dicom, tasks, chunksize=max(1, min(16, len(tasks) // 16)))
 
 
 def stage_dicom(
@@ -122,31 +132,41 @@ def stage_dicom(
     pool: Executor | None,
     progress: ProgressFn | None,
     total: int,
+    mode: Mode = Mode.FULL,
 ) -> int:
     """Prepare every DICOM file (in parallel when there are many), then build each
-    series' images. Returns the number of files done."""
+    series' images — or, in mode ``ingest``, keep the stored instances in
+    ``run.pending`` for a later build. Returns the number of files done."""
     series: dict[tuple[str, str], list[Prepared]] = {}
     done = 0
-    for prep in _prepared(run, sources, pool):
+    for prep in _prepared(run, sources, pool, mode):
         done += 1
         if prep.dicom_digest:
             run.blobs.adopt(prep.dicom_digest, prep.created)
+            if prep.created:
+                run.blobs.sync_soon(prep.dicom_digest)
         if prep.error is not None:
             run.problem(prep.name, prep.error, prep.status)
         elif prep.skipped is not None:
             run.skip(prep.name, prep.skipped)
         else:
-            assert prep.deid is not None
-            run.report.add(prep.deid)
+            if prep.deid is not None:
+                run.report.add(prep.deid)
             if prep.frame_of_reference_added:
                 run.count("frame_of_reference_added")
-            load_prepared(prep, run.ctx.blobs)  # overlaps with the workers' next files
-            series.setdefault((prep.study_uid, prep.series_uid), []).append(prep)
+            if mode == Mode.INGEST:
+                run.pending.append(prep)
+            else:
+                load_prepared(prep, run.ctx.blobs)  # overlaps with the workers' next files
+                series.setdefault((prep.study_uid, prep.series_uid), []).append(prep)
         if progress and done % 8 == 0:
-            progress("importing", done, total)
+            progress("importing" if mode != Mode.STORED else "building images", done, total)
     seen: dict[str, set[str]] = {"sop": set(), "content": set()}
+    if mode == Mode.INGEST:
+        run.pending = _fresh(run, run.pending, seen, content=False)
+        run.count("instances", len(run.pending))
     for members in series.values():
-        _stage_series(run, members, seen)
+        _stage_series(run, members, seen, sops=mode != Mode.STORED)
     return done
 
 
@@ -160,20 +180,34 @@ def _existing(s: Session, project_id: int, column: Any, values: list[str]) -> se
     return out
 
 
-def _fresh(run: Run, members: list[Prepared], seen: dict[str, set[str]]) -> list[Prepared]:
-    """Drop instances already in this import or the project (same UID or same pixels)."""
+def _fresh(
+    run: Run,
+    members: list[Prepared],
+    seen: dict[str, set[str]],
+    *,
+    sops: bool = True,
+    content: bool = True,
+) -> list[Prepared]:
+    """Drop instances already in this import or the project: same SOP Instance UID
+    (unless ``sops`` is False: instances stored by a background import's first stage
+    are in the project already) or same decoded pixels (``content``; not known before
+    decoding)."""
     kept = []
     for prep in members:
-        if prep.sop_uid in seen["sop"] or prep.content_key in seen["content"]:
+        if prep.sop_uid in seen["sop"] or (content and prep.content_key in seen["content"]):
             continue
         seen["sop"].add(prep.sop_uid)
         seen["content"].add(prep.content_key)
         kept.append(prep)
+    old_sops: set[str] = set()
+    old_content: set[str] = set()
     with run.ctx.db.read() as s:
-        old_sops = _existing(s, run.project.id, Instance.sop_uid, [p.sop_uid for p in kept])
-        old_content = _existing(
-            s, run.project.id, Instance.pixel_sha, [p.content_key for p in kept]
-        )
+        if sops:
+            old_sops = _existing(s, run.project.id, Instance.sop_uid, [p.sop_uid for p in kept])
+        if content:
+            old_content = _existing(
+                s, run.project.id, Instance.pixel_sha, [p.content_key for p in kept]
+            )
     fresh = [p for p in kept if p.sop_uid not in old_sops and p.content_key not in old_content]
     run.count("duplicates", len(members) - len(fresh))
     return fresh
@@ -199,9 +233,11 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _stage_series(run: Run, members: list[Prepared], seen: dict[str, set[str]]) -> None:
+def _stage_series(
+    run: Run, members: list[Prepared], seen: dict[str, set[str]], *, sops: bool = True
+) -> None:
     """One DICOM series: drop duplicates, build its volumes, store pixels and thumbnails."""
-    fresh = _fresh(run, members, seen)
+    fresh = _fresh(run, members, seen, sops=sops)
     if not fresh:
         return
     by_key: dict[str, pydicom.Dataset] = {}

@@ -1,13 +1,18 @@
 """Per-file DICOM work, run in worker processes for large imports: read, check,
 de-identify, store the de-identified file as a blob, decode the pixels once, and leave
 the header and the decoded frames on disk for the volume builder. Everything here is
-picklable and free of database access."""
+picklable and free of database access.
+
+A task runs in one of three modes (:class:`Mode`): ``full`` does all of that in one
+pass; a background import splits it in two, ``ingest`` (read, check, de-identify, store;
+no decoding) now and ``stored`` (decode an already de-identified, stored file) in the
+job that builds the images."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +20,7 @@ import pydicom
 
 from medlabel.core.errors import MedlabelError
 from medlabel.io import dicom as dicom_io
+from medlabel.io.dicom.writing import dicom_file_bytes
 from medlabel.security.deid import Deidentifier, DeidOptions, DeidResult
 from medlabel.storage.blob import BlobStore
 
@@ -22,15 +28,27 @@ from medlabel.storage.blob import BlobStore
 _DEIDENTIFIERS: dict[tuple[str, str], Deidentifier] = {}
 
 
+class Mode(StrEnum):
+    """What :func:`prepare_dicom` does with a file."""
+
+    FULL = "full"  # read, de-identify, store, decode
+    INGEST = "ingest"  # read, de-identify, store (pixels checked as far as cheap)
+    STORED = "stored"  # decode a stored, already de-identified file
+
+
 @dataclass(frozen=True)
 class DicomTask:
-    """One file to prepare. ``deid`` is (project secret, options as JSON)."""
+    """One file to prepare. ``deid`` is (project secret, options as JSON); ``stored`` is
+    the digest of the file in the blob store (mode ``stored``, where ``path`` is that
+    blob's local copy)."""
 
     path: Path
     name: str
     out: Path
     deid: tuple[str, str]
     blobs: BlobStore
+    mode: Mode = Mode.FULL
+    stored: str = ""
 
 
 @dataclass
@@ -54,6 +72,11 @@ class Prepared:
     deid: DeidResult | None = None
     header_path: Path | None = None
     frames_path: Path | None = None
+    #: mode ``ingest``: what the instance row needs until the images are built
+    series: dicom_io.SeriesInfo | None = None
+    sop_class_uid: str = ""
+    instance_number: int | None = None
+    frame_count: int = 1
     #: set by the parent as results arrive (while workers go on): header and frames
     header: pydicom.Dataset | None = None
     frames: np.ndarray | None = None
@@ -98,54 +121,84 @@ def ensure_frame_of_reference(ds: pydicom.Dataset) -> bool:
     return True
 
 
-def dicom_bytes(ds: pydicom.Dataset) -> bytes:
-    """The dataset as a DICOM file (Part 10), in its own transfer syntax."""
-    buf = io.BytesIO()
-    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
-    return buf.getvalue()
-
-
 def prepare_dicom(task: DicomTask) -> Prepared:
     """Read, check and de-identify one file; store the de-identified file as a blob;
-    leave its header and decoded frames on disk for the volume builder."""
+    leave its header and decoded frames on disk for the volume builder (what is done
+    depends on ``task.mode``, see :class:`Mode`)."""
     out = Prepared(task.name)
+    stored = task.mode == Mode.STORED
     try:
-        ds = dicom_io.read_dataset(task.path, name=task.name)
+        source = task.path.read_bytes()
+        ds = dicom_io.read_dataset(source, name=task.name, check_pixels=task.mode == Mode.FULL)
     except MedlabelError as exc:
         out.error, out.status = exc.message, exc.status_code
         return out
     if not dicom_io.is_image(ds):
         out.skipped = str(dicom_io.sop_kind(ds))
         return out
-    out.deid = _deidentifier(*task.deid).deidentify(ds)
-    out.frame_of_reference_added = ensure_frame_of_reference(ds)
+    if not stored:
+        out.deid = _deidentifier(*task.deid).deidentify(ds)
+        out.frame_of_reference_added = ensure_frame_of_reference(ds)
     out.study_uid = str(ds.get("StudyInstanceUID", ""))
     out.series_uid = str(ds.get("SeriesInstanceUID", ""))
     out.sop_uid = str(ds.SOPInstanceUID)
+    if task.mode == Mode.INGEST:
+        return _ingested(task, ds, source, out)
     try:
         frames = dicom_io.decode_frames(ds, name=task.name)
     except MedlabelError as exc:
         out.error, out.status = exc.message, exc.status_code
         return out
     out.content_key = content_key(ds, frames)
-    try:
-        data = dicom_bytes(ds)
-    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
-        out.error = (
-            f"{task.name}: could not be written again after de-identification ({exc}); "
-            "its header is malformed"
-        )
-        return out
-    ref = task.blobs.put_bytes(data)
-    out.dicom_digest, out.created = ref.digest, ref.created
+    if stored:
+        out.dicom_digest = task.stored
+        out.header_path = task.path
+    else:
+        data = _written(ds, source, task.name, out)
+        if data is None:
+            return out
+        _store(task, data, out)
     out.frames_path = task.out.with_suffix(".npy")
     np.save(out.frames_path, np.ascontiguousarray(frames), allow_pickle=False)
+    return out
+
+
+def _written(ds: pydicom.Dataset, source: bytes, name: str, out: Prepared) -> bytes | None:
+    try:
+        return dicom_file_bytes(ds, source)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        out.error = (
+            f"{name}: could not be written again after de-identification ({exc}); "
+            "its header is malformed"
+        )
+        return None
+
+
+def _store(task: DicomTask, data: bytes, out: Prepared) -> None:
+    ref = task.blobs.put_bytes(data)
+    out.dicom_digest, out.created = ref.digest, ref.created
     # the builder reads the header from the stored file itself when the store is local,
     # else from a copy (pickles would not do: some pydicom values, e.g. palette LUT
     # descriptors, cannot be pickled)
-    if task.blobs.local_path(ref.digest) is None:
+    if task.mode == Mode.FULL and task.blobs.local_path(ref.digest) is None:
         out.header_path = task.out.with_suffix(".dcm")
         out.header_path.write_bytes(data)
+
+
+def _ingested(task: DicomTask, ds: pydicom.Dataset, source: bytes, out: Prepared) -> Prepared:
+    """Mode ``ingest``: what the instance row needs; the file stored, nothing decoded."""
+    try:
+        out.series = dicom_io.series_info(ds)
+        out.sop_class_uid = str(ds.SOPClassUID)
+        out.frame_count = dicom_io.number_of_frames(ds)
+        number = ds.get("InstanceNumber")
+        out.instance_number = int(number) if number not in (None, "") else None
+    except (TypeError, ValueError) as exc:
+        out.error = f"{task.name}: invalid instance attributes ({exc})"
+        return out
+    data = _written(ds, source, task.name, out)
+    if data is not None:
+        _store(task, data, out)
     return out
 
 

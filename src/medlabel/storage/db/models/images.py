@@ -29,6 +29,9 @@ class ImportRecord(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: de-identification report and per-file notes (no original identifiers)
     report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: ``done``, or ``preparing`` while a background import's images are being built
+    #: (then ``done``, or ``failed`` when the building job failed)
+    status: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
 
 
 class Study(Base):
@@ -107,8 +110,14 @@ class Instance(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    #: None only while a background import has stored the instance but not yet built
+    #: its image (see ``import_id``)
     image_id: Mapped[int | None] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), default=None, index=True
+    )
+    #: the import that stored the instance (set for background imports)
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("imports.id", ondelete="SET NULL"), default=None, index=True
     )
     sop_uid: Mapped[str] = mapped_column(String(64))
     sop_class_uid: Mapped[str] = mapped_column(String(64))

@@ -5,8 +5,9 @@ file did. :func:`dicom_file_bytes` gives the same bytes faster when the data set
 read from bytes that are still at hand and keeps their encoding: elements that are still
 as read (pydicom's raw elements, and Pixel Data) are copied from those bytes, the others
 (changed, added or decoded ones) are encoded here when they are plain ASCII text or
-integers (most of what de-identification changes), else by pydicom, as is the file meta
-information.
+integers (most of what de-identification changes), else by pydicom. The file meta
+information is checked and completed by pydicom (``validate_file_meta``) and encoded
+here the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from struct import Struct
 import pydicom
 from pydicom.charset import default_encoding
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
@@ -27,6 +28,7 @@ from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 _PIXEL_DATA = 0x7FE00010
+_GROUP_LENGTH = 0x00020000
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 #: tag + length (implicit VR); tag + VR + 16-bit length; tag + VR + 2 reserved + 32-bit length
 _HEADERS = {
@@ -172,10 +174,43 @@ def _file_header(ds: Dataset) -> bytes:
     preamble = getattr(ds, "preamble", None) or b"\0" * 128
     if len(preamble) != 128:
         raise ValueError("the preamble must be 128 bytes long")  # dcmwrite says more
-    fp = DicomBytesIO()
-    fp.is_implicit_VR, fp.is_little_endian = False, True
-    write_file_meta_info(fp, meta, enforce_standard=True)
-    return bytes(preamble) + b"DICM" + fp.getvalue()
+    return bytes(preamble) + b"DICM" + _file_meta_bytes(meta)
+
+
+def _file_meta_bytes(meta: FileMetaDataset) -> bytes:
+    """``write_file_meta_info(..., enforce_standard=True)``'s bytes: its checks and the
+    elements it adds (by pydicom), the elements encoded here when they are raw, plain
+    text or bytes, else by pydicom."""
+    validate_file_meta(meta, enforce_standard=True)  # raises, or adds what is missing
+    parts = []
+    for tag in sorted(meta.keys()):
+        if tag == _GROUP_LENGTH:
+            continue
+        elem = meta.get_item(tag)
+        encoded = _encode_meta_element(elem)
+        if encoded is None:  # anything unusual: pydicom writes the whole group
+            fp = DicomBytesIO()
+            fp.is_implicit_VR, fp.is_little_endian = False, True
+            write_file_meta_info(fp, meta, enforce_standard=True)
+            return fp.getvalue()
+        parts.append(encoded)
+    rest = b"".join(parts)
+    return _HEADERS[True][1](2, 0, b"UL", 4) + struct.pack("<L", len(rest)) + rest
+
+
+def _encode_meta_element(elem: DataElement | RawDataElement) -> bytes | None:
+    """A file meta element (explicit VR little endian) as pydicom writes it, or None."""
+    if isinstance(elem, RawDataElement):
+        vr, value = elem.VR, elem.value
+        if vr is None or len(vr) != 2 or not isinstance(value, bytes) or len(value) % 2:
+            return None
+        head = _header(int(elem.tag), vr, len(value), False, True)
+        return None if head is None else head + value
+    if elem.VR == "OB" and isinstance(elem.value, bytes) and not elem.is_buffered:
+        value = elem.value + (b"\0" if len(elem.value) % 2 else b"")
+        head = _header(int(elem.tag), "OB", len(value), False, True)
+        return None if head is None else head + value
+    return _encode_simple(elem, False, True)
 
 
 def _source_span(

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-import pydicom
+import json
+from pathlib import Path
 
-from medlabel.services.imports.worker import ensure_frame_of_reference
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from medlabel.security.deid import Deidentifier, DeidOptions
+from medlabel.services.imports.worker import (
+    DicomTask,
+    Mode,
+    ensure_frame_of_reference,
+    prepare_dicom,
+)
+from medlabel.storage.blob.local import LocalBlobStore
+
+SECRET = "project-secret-0123456789"
 
 
 def test_a_missing_frame_of_reference_is_one_per_series() -> None:
@@ -29,3 +44,30 @@ def test_a_missing_frame_of_reference_is_one_per_series() -> None:
     unlocated = pydicom.Dataset()
     unlocated.SeriesInstanceUID = "1.2.3.4"
     assert not ensure_frame_of_reference(unlocated) and "FrameOfReferenceUID" not in unlocated
+
+
+@pytest.mark.parametrize("mode", [Mode.FULL, Mode.INGEST])
+@pytest.mark.parametrize("name", ["CT_small.dcm", "JPEG2000.dcm", "MR_small_implicit.dcm"])
+def test_the_fast_path_prepares_what_the_data_set_path_prepares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, mode: Mode
+) -> None:
+    """A file de-identified from its encoded elements (or declined, as the implicit VR
+    one) gives the same stored file, report and instance as through a pydicom data set."""
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    deid = (SECRET, json.dumps(DeidOptions().model_dump()))
+    source = Path(get_testdata_file(name))
+
+    def prepared(folder: str) -> tuple[object, ...]:
+        (tmp_path / folder).mkdir()
+        out = prepare_dicom(DicomTask(source, name, tmp_path / folder / "0", deid, blobs, mode))
+        assert out.error is None and out.dicom_digest
+        frames = None if out.frames_path is None else np.load(out.frames_path).tobytes()
+        identity = (out.sop_uid, out.series_uid, out.series, out.instance_number)
+        made = (out.dicom_digest, out.deid, out.content_key, out.frame_of_reference_added)
+        return identity, made, frames
+
+    taken = Deidentifier(SECRET).deidentify_file(source.read_bytes()) is not None
+    assert taken == (name != "MR_small_implicit.dcm")
+    fast = prepared("fast")
+    monkeypatch.setattr(Deidentifier, "deidentify_file", lambda self, data: None)
+    assert prepared("dataset") == fast

@@ -14,7 +14,7 @@ from medlabel.io.dicom.frames import FramePlane, frame_planes
 from medlabel.io.dicom.kinds import SopKind, describe_sop_class, has_pixels, is_image, sop_kind
 from medlabel.io.dicom.metadata import image_metadata
 from medlabel.io.dicom.pixels import apply_rescale, decode_frames, rescale_parameters
-from medlabel.io.dicom.reading import number_of_frames, read_dataset
+from medlabel.io.dicom.reading import check_dataset, number_of_frames, read_dataset
 from medlabel.io.dicom.results import DicomImage, Rejection, SeriesBuild, SeriesInfo
 from medlabel.io.dicom.series import build_images, group_by_series, series_info
 
@@ -27,6 +27,7 @@ __all__ = [
     "SopKind",
     "apply_rescale",
     "build_images",
+    "check_dataset",
     "decode_frames",
     "describe_sop_class",
     "frame_planes",

@@ -121,9 +121,30 @@ def read_dataset(
         ``source`` is a path that cannot be read (not a problem of the file's content).
     """
     ds = _parse(source, name)
+    check_identity(ds, name)
     _ensure_transfer_syntax(ds, name)
+    _check_pixel_data(ds, name, check_pixels, max_voxels)
+    return ds
+
+
+def check_dataset(
+    ds: Dataset, *, name: str, check_pixels: bool = True, max_voxels: int | None = None
+) -> None:
+    """The checks of :func:`read_dataset`, for a data set read another way (with a
+    Transfer Syntax UID in its file meta information).
+
+    Raises
+    ------
+    InvalidInputError, UnsupportedFormatError, TooLargeError
+        As :func:`read_dataset`.
+    """
+    check_identity(ds, name)
+    _check_pixel_data(ds, name, check_pixels, max_voxels)
+
+
+def _check_pixel_data(ds: Dataset, name: str, check_pixels: bool, max_voxels: int | None) -> None:
     if not any(kw in ds for kw in PIXEL_KEYWORDS):
-        return ds
+        return
     rows, columns, frames = check_pixel_attributes(ds, name)
     if max_voxels is not None and rows * columns * frames > max_voxels:
         raise TooLargeError(
@@ -146,7 +167,6 @@ def read_dataset(
                 ) from exc
     else:
         _check_native_length(ds, name, rows * columns * frames)
-    return ds
 
 
 def _parse(source: Path | str | bytes, name: str) -> Dataset:
@@ -168,6 +188,12 @@ def _parse(source: Path | str | bytes, name: str) -> Dataset:
             "or corrupt",
             details={"file": name},
         ) from exc
+    return ds
+
+
+def check_identity(ds: Dataset, name: str) -> None:
+    """Raise :class:`InvalidInputError` if ``ds`` has no SOP Class and SOP Instance UID
+    (nor is a DICOMDIR)."""
     try:
         has_uids = bool(ds.get("SOPClassUID")) and bool(ds.get("SOPInstanceUID"))
         has_uids = has_uids or "DirectoryRecordSequence" in ds  # a DICOMDIR
@@ -179,7 +205,6 @@ def _parse(source: Path | str | bytes, name: str) -> Dataset:
             "is truncated or not a DICOM object that can be stored",
             details={"file": name},
         )
-    return ds
 
 
 def _parse_forced(data: bytes, name: str) -> Dataset:

@@ -115,7 +115,7 @@ def _copyable_syntax(ds: Dataset) -> UID | None:
 def _copy_and_encode(ds: Dataset, source: bytes, syntax: UID) -> bytes:
     little = bool(syntax.is_little_endian)
     implicit = bool(syntax.is_implicit_VR)
-    parts: list[bytes | memoryview] = [_file_header(ds)]
+    parts: list[bytes | memoryview] = [file_header(ds)]
     if "PixelData" in ds:  # as dcmwrite does
         ds["PixelData"].is_undefined_length = syntax.is_compressed
     charset = ds.get("SpecificCharacterSet", default_encoding)
@@ -158,7 +158,7 @@ def _copy_and_encode(ds: Dataset, source: bytes, syntax: UID) -> bytes:
     return b"".join(parts)
 
 
-def _file_header(ds: Dataset) -> bytes:
+def file_header(ds: Dataset) -> bytes:
     """Preamble, ``DICM`` and the file meta information, as ``dcmwrite`` writes them
     (on a copy of the file meta, which ``dcmwrite`` also leaves unchanged)."""
     meta = FileMetaDataset()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.sr.codedict import codes
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID_dictionary
 
+from medlabel.io.dicom.encoded import EncodedFile, encode_with_pydicom
 from medlabel.security.deid.elements import (
     QUIET_VALIDATION,
     READ_ERRORS,
@@ -24,44 +24,33 @@ from medlabel.security.deid.elements import (
     tag_key,
     texts,
 )
+from medlabel.security.deid.encoded import deidentify_file
 from medlabel.security.deid.plan import Op, build_plan
-from medlabel.security.deid.report import DeidAction, DeidOptions, DeidResult
+from medlabel.security.deid.report import DeidOptions, DeidResult
 from medlabel.security.deid.table import TABLE_EDITION, dictionary_vr
-from medlabel.security.deid.values import (
-    TEXT_VRS,
-    IdentifierMatcher,
-    dummy_value,
-    shift_values,
+from medlabel.security.deid.values import TEXT_VRS, dummy_value, shift_values
+from medlabel.security.deid.walk import (
+    BLANKED,
+    CLASS_UID_TAGS,
+    CLEAN,
+    CLEANED,
+    DATE_SHIFTED,
+    EMPTIED,
+    NORMAL,
+    OTHER_VRS,
+    PSEUDONYMIZED,
+    REMOVED,
+    REPLACED,
+    RETAINED,
+    SCRUB,
+    UID_REMAPPED,
+    Walk,
 )
 
 #: Smallest and largest date shift in days (dates always move into the past).
 DATE_SHIFT_RANGE = (-3650, -365)
 MIN_SECRET_LENGTH = 16
 
-#: UI attributes that name a class, syntax or coding scheme, not an instance: never remapped.
-_CLASS_UID_TAGS = frozenset(
-    {
-        0x00000002,
-        0x00000003,
-        0x00020002,
-        0x00020010,
-        0x00020012,
-        0x00020100,
-        0x00041510,
-        0x00041512,
-        0x00080016,
-        0x0008001A,
-        0x0008001B,
-        0x00080062,
-        0x0008010C,
-        0x0008010D,
-        0x00080117,
-        0x00080118,
-        0x00081150,
-        0x04000010,
-        0x04000510,
-    }
-)
 #: File meta attributes that name the sending or receiving system.
 _META_REMOVE = (
     0x00020016,
@@ -74,46 +63,10 @@ _META_REMOVE = (
     0x00020102,
 )
 _UID_CACHE_SIZE = 200_000
-#: VRs of attributes outside the table that need a look (in normal mode).
-_OTHER_VRS = frozenset({"SQ", "UI", "DA", "DT", "PN"})
-# action names as plain str (faster as dict keys than the enum members)
-_REMOVED, _EMPTIED, _REPLACED = (
-    DeidAction.REMOVED.value,
-    DeidAction.EMPTIED.value,
-    DeidAction.REPLACED.value,
-)
-_PSEUDONYMIZED, _UID_REMAPPED = DeidAction.PSEUDONYMIZED.value, DeidAction.UID_REMAPPED.value
-_DATE_SHIFTED, _RETAINED = DeidAction.DATE_SHIFTED.value, DeidAction.RETAINED.value
-_CLEANED, _BLANKED = DeidAction.CLEANED.value, DeidAction.BLANKED.value
 #: PatientName, OtherPatientNames, PatientBirthName, PatientMotherBirthName
 _NAME_TAGS = (0x00100010, 0x00101001, 0x00101005, 0x00101060)
 #: PatientID, OtherPatientIDs, AccessionNumber, PatientBirthDate
 _ID_TAGS = (0x00100020, 0x00101000, 0x00080050, 0x00100030)
-
-
-@dataclass
-class _Walk:
-    """State of one :meth:`Deidentifier.deidentify` call."""
-
-    pseudonym: str
-    offset: int
-    names: list[str]
-    ids: list[str]
-    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    warnings: dict[str, None] = field(default_factory=dict)
-    _matcher: IdentifierMatcher | None = None
-
-    def count(self, tag: int, action: str) -> None:
-        self.counts[(tag_key(int(tag)), action)] += 1
-
-    @property
-    def matcher(self) -> IdentifierMatcher:
-        if self._matcher is None:
-            self._matcher = IdentifierMatcher(self.names, self.ids)
-        return self._matcher
-
-
-_NORMAL, _CLEAN, _SCRUB = 0, 1, 2
 
 
 class Deidentifier:
@@ -162,6 +115,7 @@ class Deidentifier:
         self._patient_mac = hmac.new(key, b"patient\x00", hashlib.sha256)
         self._date_mac = hmac.new(key, b"date\x00", hashlib.sha256)
         self._uids: dict[str, str] = {}
+        self._mark_bytes: dict[int, bytes] | None = None
         self._methods = [f"PS3.15 E.1-1 {TABLE_EDITION} Basic Profile (medlabel)"]
         self._method_codes = [codes.DCM.BasicApplicationConfidentialityProfile]
         if self.options.shift_dates:
@@ -175,6 +129,16 @@ class Deidentifier:
         if self.options.retain_descriptions:
             self._methods.append("Clean Descriptors Option")
             self._method_codes.append(codes.DCM.CleanDescriptorsOption)
+
+    @property
+    def plan(self) -> Mapping[int, Op]:
+        """The operation for each attribute of Table E.1-1 under the options."""
+        return self._plan
+
+    @property
+    def cleans(self) -> bool:
+        """Whether an option asks for the "clean" heuristic on some attributes."""
+        return self._cleans
 
     # -- keyed derivations -------------------------------------------------------------
 
@@ -246,21 +210,27 @@ class Deidentifier:
             actions.setdefault(keyword, {})[action] = n
         return DeidResult(actions, tuple(walk.warnings), walk.pseudonym)
 
-    def _deidentify(self, ds: Dataset) -> _Walk:
+    def _deidentify(self, ds: Dataset) -> Walk:
         key = patient_key(ds)
-        walk = _Walk(
+        walk = Walk(
             pseudonym=self.pseudonym(key),
             offset=self.date_offset_days(key),
             names=texts(ds, _NAME_TAGS) if self._cleans else [],
             ids=texts(ds, _ID_TAGS) if self._cleans else [],
         )
         walk.warnings.update(dict.fromkeys(pixel_warnings(ds)))
-        self._walk(ds, walk, _NORMAL)
-        self._file_meta(ds, walk)
+        self._walk(ds, walk, NORMAL)
+        self.file_meta(ds, walk)
         self._mark(ds)
         return walk
 
-    def _walk(self, ds: Dataset, walk: _Walk, mode: int) -> None:
+    def deidentify_file(self, data: bytes) -> tuple[EncodedFile, DeidResult] | None:
+        """The DICOM file ``data`` de-identified as :meth:`deidentify` does it, without
+        building a pydicom data set (faster), or None for files left to
+        :meth:`deidentify` (see :mod:`medlabel.security.deid.encoded`)."""
+        return deidentify_file(self, data)
+
+    def _walk(self, ds: Dataset, walk: Walk, mode: int) -> None:
         plan = self._plan
         # pydicom's tag -> element map, read directly to keep per-element overhead low;
         # all changes go through the Dataset API.
@@ -299,65 +269,65 @@ class Deidentifier:
                     # Not in the data dictionary (a newer or invalid attribute): its content
                     # cannot be judged, so it goes (PS3.15 E.1.1 Note 1).
                     del ds[tag]
-                    walk.count(tag, _REMOVED)
-                elif vr in _OTHER_VRS or mode:
+                    walk.count(tag, REMOVED)
+                elif vr in OTHER_VRS or mode:
                     self._other(ds, tag, vr, walk, mode)
             except READ_ERRORS:
                 if tag in elements:
                     del ds[tag]
-                walk.count(tag, _REMOVED)
+                walk.count(tag, REMOVED)
                 walk.warnings[f"{tag_key(tag)} could not be read and was removed"] = None
         counts = walk.counts
         if private:
-            counts[("PrivateAttributes", _REMOVED)] += private
+            counts[("PrivateAttributes", REMOVED)] += private
         if curves:
-            counts[("CurveData", _REMOVED)] += curves
+            counts[("CurveData", REMOVED)] += curves
         if overlays:
-            counts[("OverlayData", _REMOVED)] += overlays
+            counts[("OverlayData", REMOVED)] += overlays
 
-    def _apply(self, ds: Dataset, tag: int, vr: str, op: Op, walk: _Walk) -> None:
+    def _apply(self, ds: Dataset, tag: int, vr: str, op: Op, walk: Walk) -> None:
         if op is Op.REMOVE:
             del ds[tag]
-            walk.count(tag, _REMOVED)
+            walk.count(tag, REMOVED)
         elif op is Op.EMPTY:
             empty(ds, tag, vr)
-            walk.count(tag, _EMPTIED)
+            walk.count(tag, EMPTIED)
         elif op is Op.PSEUDONYM:
             put(ds, tag, vr, walk.pseudonym)
-            walk.count(tag, _PSEUDONYMIZED)
+            walk.count(tag, PSEUDONYMIZED)
         elif op is Op.UID:
             self._remap(ds, tag, walk)
         elif op is Op.DUMMY:
             if vr == "SQ":
-                self._recurse(ds, tag, walk, _SCRUB)
-                walk.count(tag, _REPLACED)
+                self._recurse(ds, tag, walk, SCRUB)
+                walk.count(tag, REPLACED)
             elif vr == "UI":
                 self._remap(ds, tag, walk)
             else:
                 put(ds, tag, vr, dummy_value(vr))
-                walk.count(tag, _REPLACED)
+                walk.count(tag, REPLACED)
         elif op is Op.DATE:
             if vr in ("DA", "DT"):
                 self._shift(ds, tag, vr, walk)
             else:
-                walk.count(tag, _RETAINED)
+                walk.count(tag, RETAINED)
         elif op is Op.CLEAN:
             if vr == "SQ":
-                self._recurse(ds, tag, walk, _CLEAN)
-                walk.count(tag, _CLEANED)
+                self._recurse(ds, tag, walk, CLEAN)
+                walk.count(tag, CLEANED)
             else:
                 self._clean(ds, tag, vr, walk)
         else:  # KEEP, RECURSE: keep the attribute, apply the rules inside sequences
             if vr == "SQ":
-                self._recurse(ds, tag, walk, _NORMAL)
-            walk.count(tag, _RETAINED if op is Op.KEEP else _CLEANED)
+                self._recurse(ds, tag, walk, NORMAL)
+            walk.count(tag, RETAINED if op is Op.KEEP else CLEANED)
 
-    def _other(self, ds: Dataset, tag: int, vr: str, walk: _Walk, mode: int) -> None:
+    def _other(self, ds: Dataset, tag: int, vr: str, walk: Walk, mode: int) -> None:
         """Attributes not in Table E.1-1."""
         if vr == "SQ":
             self._recurse(ds, tag, walk, mode)
         elif vr == "UI":
-            if tag not in _CLASS_UID_TAGS:
+            if tag not in CLASS_UID_TAGS:
                 self._remap(ds, tag, walk)
         elif vr in ("DA", "DT"):
             # E.1.1 Note 4: handle dates by VR, not only the listed attributes.
@@ -365,54 +335,55 @@ class Deidentifier:
                 self._shift(ds, tag, vr, walk)
             else:
                 empty(ds, tag, vr)
-                walk.count(tag, _EMPTIED)
+                walk.count(tag, EMPTIED)
         elif vr == "PN":  # a person's name whatever the attribute
             empty(ds, tag, vr)
-            walk.count(tag, _EMPTIED)
-        elif mode == _SCRUB and vr in TEXT_VRS:
+            walk.count(tag, EMPTIED)
+        elif mode == SCRUB and vr in TEXT_VRS:
             put(ds, tag, vr, dummy_value(vr))
-            walk.count(tag, _REPLACED)
-        elif mode == _CLEAN and vr in TEXT_VRS:
+            walk.count(tag, REPLACED)
+        elif mode == CLEAN and vr in TEXT_VRS:
             self._clean(ds, tag, vr, walk)
 
-    def _recurse(self, ds: Dataset, tag: int, walk: _Walk, mode: int) -> None:
+    def _recurse(self, ds: Dataset, tag: int, walk: Walk, mode: int) -> None:
         value = ds[tag].value
         if not isinstance(value, Sequence):
             raise TypeError("not a sequence")
         for item in value:
             self._walk(item, walk, mode)
 
-    def _remap(self, ds: Dataset, tag: int, walk: _Walk) -> None:
+    def _remap(self, ds: Dataset, tag: int, walk: Walk) -> None:
         values = strings(ds, tag)
         if values:
             remap = self.remap_uid
             new = [remap(v) for v in values]
             put(ds, tag, "UI", new[0] if len(new) == 1 else new)
-        walk.count(tag, _UID_REMAPPED)
+        walk.count(tag, UID_REMAPPED)
 
-    def _shift(self, ds: Dataset, tag: int, vr: str, walk: _Walk) -> None:
+    def _shift(self, ds: Dataset, tag: int, vr: str, walk: Walk) -> None:
         values = strings(ds, tag)
         if not values:
-            walk.count(tag, _DATE_SHIFTED)
+            walk.count(tag, DATE_SHIFTED)
             return
         shifted = shift_values(values, vr, walk.offset)
         if shifted is None:
             empty(ds, tag, vr)
-            walk.count(tag, _EMPTIED)
+            walk.count(tag, EMPTIED)
             walk.warnings[f"malformed {vr} value in {tag_key(int(tag))} was emptied"] = None
             return
         put(ds, tag, vr, shifted[0] if len(shifted) == 1 else shifted)
-        walk.count(tag, _DATE_SHIFTED)
+        walk.count(tag, DATE_SHIFTED)
 
-    def _clean(self, ds: Dataset, tag: int, vr: str, walk: _Walk) -> None:
+    def _clean(self, ds: Dataset, tag: int, vr: str, walk: Walk) -> None:
         value = ds[tag].value
         if value and vr in TEXT_VRS and walk.matcher.found("\\".join(as_strings(value))):
             empty(ds, tag, vr)
-            walk.count(tag, _BLANKED)
+            walk.count(tag, BLANKED)
             return
-        walk.count(tag, _CLEANED)
+        walk.count(tag, CLEANED)
 
-    def _file_meta(self, ds: Dataset, walk: _Walk) -> None:
+    def file_meta(self, ds: Dataset, walk: Walk) -> None:
+        """De-identify the preamble and file meta information of ``ds``."""
         preamble = getattr(ds, "preamble", None)
         if preamble:
             ds.preamble = b"\x00" * 128  # E.1.1 item 7: the preamble may carry identity
@@ -422,12 +393,21 @@ class Deidentifier:
         for tag in _META_REMOVE:
             if tag in meta:
                 del meta[tag]
-                walk.count(tag, _REMOVED)
+                walk.count(tag, REMOVED)
         if "MediaStorageSOPInstanceUID" in meta:
             self._remap(meta, 0x00020003, walk)
         if "ImplementationClassUID" in meta:
             put(meta, 0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID)
             put(meta, 0x00020013, "SH", "MEDLABEL_DEID")
+
+    def mark_elements(self) -> dict[int, bytes]:
+        """The attributes that declare the de-identification, as pydicom encodes them
+        (explicit VR little endian)."""
+        if self._mark_bytes is None:
+            shell = Dataset()
+            self._mark(shell)
+            self._mark_bytes = {int(e.tag): encode_with_pydicom(e) for e in shell}
+        return dict(self._mark_bytes)
 
     def _mark(self, ds: Dataset) -> None:
         """Add the attributes that declare the de-identification (E.1.1 item 6)."""

@@ -11,6 +11,7 @@ job that builds the images."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +25,8 @@ from medlabel.io.dicom.writing import dicom_file_bytes
 from medlabel.security.deid import Deidentifier, DeidOptions, DeidResult
 from medlabel.storage.blob import BlobStore
 
+#: makes the de-identified file's bytes
+Written = Callable[[], bytes]
 #: per process: de-identifiers by (secret, options), built on first use
 _DEIDENTIFIERS: dict[tuple[str, str], Deidentifier] = {}
 
@@ -109,16 +112,25 @@ def content_key(ds: pydicom.Dataset, frames: np.ndarray) -> str:
 def ensure_frame_of_reference(ds: pydicom.Dataset) -> bool:
     """Give spatially located images that lack a Frame of Reference UID one (the same for
     a whole series), so DICOM SEG can be made for them later. True if one was added."""
+    uid = missing_frame_of_reference(ds)
+    if uid is None:
+        return False
+    ds.FrameOfReferenceUID = uid
+    return True
+
+
+def missing_frame_of_reference(ds: pydicom.Dataset) -> str | None:
+    """The Frame of Reference UID :func:`ensure_frame_of_reference` adds to ``ds``, or
+    None if it adds none."""
     if "FrameOfReferenceUID" in ds:
-        return False
+        return None
     if "ImagePositionPatient" not in ds and "PerFrameFunctionalGroupsSequence" not in ds:
-        return False
+        return None
     # derived from the (already de-identified) series UID: one per series, the same on
     # every import; "2.25." + a 128-bit number, as the de-identifier's UIDs
     series = str(ds.get("SeriesInstanceUID", ""))
     digest = hashlib.sha256(f"medlabel frame of reference\0{series}".encode()).digest()
-    ds.FrameOfReferenceUID = "2.25." + str(int.from_bytes(digest[:16], "big"))
-    return True
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 def prepare_dicom(task: DicomTask) -> Prepared:
@@ -127,23 +139,39 @@ def prepare_dicom(task: DicomTask) -> Prepared:
     depends on ``task.mode``, see :class:`Mode`)."""
     out = Prepared(task.name)
     stored = task.mode == Mode.STORED
+    source = task.path.read_bytes()
+    # de-identified from the encoded elements when it can be (much faster), else after
+    # reading a pydicom data set; the same file either way
+    fast = None if stored else _deidentifier(*task.deid).deidentify_file(source)
     try:
-        source = task.path.read_bytes()
-        ds = dicom_io.read_dataset(source, name=task.name, check_pixels=task.mode == Mode.FULL)
+        if fast is None:
+            ds = dicom_io.read_dataset(source, name=task.name, check_pixels=task.mode == Mode.FULL)
+        else:
+            ds = fast[0].dataset
+            dicom_io.check_dataset(ds, name=task.name, check_pixels=task.mode == Mode.FULL)
     except MedlabelError as exc:
         out.error, out.status = exc.message, exc.status_code
         return out
     if not dicom_io.is_image(ds):
         out.skipped = str(dicom_io.sop_kind(ds))
         return out
-    if not stored:
+    written: Written
+    if fast is not None:
+        encoded, out.deid = fast
+        frame_of_reference = missing_frame_of_reference(ds)
+        if frame_of_reference is not None:
+            encoded.put_text(0x00200052, "UI", frame_of_reference)
+            out.frame_of_reference_added = True
+        written = lambda: encoded.data  # noqa: E731
+    elif not stored:
         out.deid = _deidentifier(*task.deid).deidentify(ds)
         out.frame_of_reference_added = ensure_frame_of_reference(ds)
+        written = lambda: dicom_file_bytes(ds, source)  # noqa: E731
     out.study_uid = str(ds.get("StudyInstanceUID", ""))
     out.series_uid = str(ds.get("SeriesInstanceUID", ""))
     out.sop_uid = str(ds.SOPInstanceUID)
     if task.mode == Mode.INGEST:
-        return _ingested(task, ds, source, out)
+        return _ingested(task, ds, written, out)
     try:
         frames = dicom_io.decode_frames(ds, name=task.name)
     except MedlabelError as exc:
@@ -154,7 +182,7 @@ def prepare_dicom(task: DicomTask) -> Prepared:
         out.dicom_digest = task.stored
         out.header_path = task.path
     else:
-        data = _written(ds, source, task.name, out)
+        data = _written(written, task.name, out)
         if data is None:
             return out
         _store(task, data, out)
@@ -163,9 +191,9 @@ def prepare_dicom(task: DicomTask) -> Prepared:
     return out
 
 
-def _written(ds: pydicom.Dataset, source: bytes, name: str, out: Prepared) -> bytes | None:
+def _written(written: Written, name: str, out: Prepared) -> bytes | None:
     try:
-        return dicom_file_bytes(ds, source)
+        return written()
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
         out.error = (
             f"{name}: could not be written again after de-identification ({exc}); "
@@ -185,7 +213,7 @@ def _store(task: DicomTask, data: bytes, out: Prepared) -> None:
         out.header_path.write_bytes(data)
 
 
-def _ingested(task: DicomTask, ds: pydicom.Dataset, source: bytes, out: Prepared) -> Prepared:
+def _ingested(task: DicomTask, ds: pydicom.Dataset, written: Written, out: Prepared) -> Prepared:
     """Mode ``ingest``: what the instance row needs; the file stored, nothing decoded."""
     try:
         out.series = dicom_io.series_info(ds)
@@ -196,7 +224,7 @@ def _ingested(task: DicomTask, ds: pydicom.Dataset, source: bytes, out: Prepared
     except (TypeError, ValueError) as exc:
         out.error = f"{task.name}: invalid instance attributes ({exc})"
         return out
-    data = _written(ds, source, task.name, out)
+    data = _written(written, task.name, out)
     if data is not None:
         _store(task, data, out)
     return out

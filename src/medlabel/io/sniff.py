@@ -194,7 +194,7 @@ def _first_visit(path: Path, seen: set[tuple[int, int]]) -> bool:
 
 def _by_magic(head: bytes, path: Path) -> FileKind | None:
     if head[128:132] == b"DICM":
-        return _dicom_or_dicomdir(path)
+        return _dicom_or_dicomdir(head, path)
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return FileKind.PNG
     if head.startswith(b"\xff\xd8\xff"):
@@ -212,7 +212,13 @@ def _by_magic(head: bytes, path: Path) -> FileKind | None:
     return None
 
 
-def _dicom_or_dicomdir(path: Path) -> FileKind:
+def _dicom_or_dicomdir(head: bytes, path: Path) -> FileKind:
+    # the whole file meta information in the bytes read, without the DICOMDIR's SOP Class
+    # UID anywhere in it: a DICOM file (no need to parse it)
+    if head[132:140] == b"\x02\x00\x00\x00UL\x04\x00" and len(head) >= 144:
+        end = 144 + struct.unpack_from("<L", head, 140)[0]
+        if end <= len(head) and _DICOMDIR_SOP_CLASS.encode() not in head[144:end]:
+            return FileKind.DICOM
     try:
         meta = read_file_meta_info(path)
     except (InvalidDicomError, OSError, ValueError, EOFError, struct.error, KeyError):

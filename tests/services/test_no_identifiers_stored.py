@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import warnings
 from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from sqlalchemy import inspect, text
 
 from medlabel.security.deid import DeidOptions
 from medlabel.services.context import Context
-from medlabel.services.imports import import_paths
+from medlabel.services.imports import ImportOptions, import_paths
 from medlabel.services.projects import create_project
 from tests.conftest import sample_file
 
@@ -102,3 +104,38 @@ def test_identifiers_are_nowhere(
         for data in blobs:
             assert needle not in data, f"{secret!r} stored"
         assert secret not in logs, f"{secret!r} logged"
+
+
+@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_malformed_identifiers_are_not_logged_while_read(
+    ctx: Context,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    background: bool,
+    syntax: str,
+) -> None:
+    """pydicom's value validation quotes the value it warns about: an invalid UID (here
+    one that spells a name) must not reach the logs or warnings while the file is read
+    and checked, before it is de-identified (from its encoded elements, or, implicit VR,
+    as a pydicom data set)."""
+    from pydicom import config
+
+    secret = "SMITH.JOHN.19700101"
+    ds = pydicom.dcmread(sample_file("CT_small.dcm"))
+    with config.disable_value_validation():
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = secret
+        ds.StudyInstanceUID = secret + ".STUDY"
+    ds.file_meta.TransferSyntaxUID = syntax
+    path = tmp_path / "bad_uid.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    project = create_project(ctx, None, "P")
+    caplog.clear()  # pydicom's own warning on writing the file above
+    with caplog.at_level(logging.DEBUG), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = import_paths(
+            ctx, None, project.id, [path], options=ImportOptions(background=background)
+        )
+    assert summary.counts["instances"] == 1
+    said = [r.getMessage() for r in caplog.records] + [str(w.message) for w in caught]
+    assert not [text for text in said if "SMITH" in text]

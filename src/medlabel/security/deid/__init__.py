@@ -11,6 +11,7 @@ one :class:`DeidReport` per import::
 """
 
 from medlabel.security.deid.deidentifier import DATE_SHIFT_RANGE, Deidentifier
+from medlabel.security.deid.elements import QUIET_VALIDATION
 from medlabel.security.deid.report import (
     PROFILE_NAME,
     DeidAction,
@@ -23,6 +24,7 @@ from medlabel.security.deid.table import TABLE_EDITION, ProfileCode, profile_tab
 __all__ = [
     "DATE_SHIFT_RANGE",
     "PROFILE_NAME",
+    "QUIET_VALIDATION",
     "TABLE_EDITION",
     "DeidAction",
     "DeidOptions",

@@ -108,9 +108,16 @@ class DeidReport:
     def add(self, result: DeidResult) -> None:
         """Count one de-identified instance."""
         self.instances += 1
-        for keyword, counts in result.actions.items():
-            self.actions.setdefault(keyword, Counter()).update(counts)
-        self.warnings.update(result.warnings)
+        totals = self.actions
+        for keyword, counts in result.actions.items():  # one call per instance: kept cheap
+            total = totals.get(keyword)
+            if total is None:
+                totals[keyword] = Counter(counts)
+            else:
+                for action, n in counts.items():
+                    total[action] += n
+        if result.warnings:
+            self.warnings.update(result.warnings)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary: profile, table edition, options, counts, warnings."""

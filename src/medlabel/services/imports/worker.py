@@ -22,7 +22,7 @@ import pydicom
 from medlabel.core.errors import MedlabelError
 from medlabel.io import dicom as dicom_io
 from medlabel.io.dicom.writing import dicom_file_bytes
-from medlabel.security.deid import Deidentifier, DeidOptions, DeidResult
+from medlabel.security.deid import QUIET_VALIDATION, Deidentifier, DeidOptions, DeidResult
 from medlabel.storage.blob import BlobStore
 
 #: makes the de-identified file's bytes
@@ -137,6 +137,12 @@ def prepare_dicom(task: DicomTask) -> Prepared:
     """Read, check and de-identify one file; store the de-identified file as a blob;
     leave its header and decoded frames on disk for the volume builder (what is done
     depends on ``task.mode``, see :class:`Mode`)."""
+    # pydicom's validation warnings quote values: of an original file, identifiers
+    with QUIET_VALIDATION:
+        return _prepare(task)
+
+
+def _prepare(task: DicomTask) -> Prepared:
     out = Prepared(task.name)
     stored = task.mode == Mode.STORED
     source = task.path.read_bytes()

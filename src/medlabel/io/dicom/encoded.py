@@ -315,8 +315,9 @@ class EncodedFile:
 
     @property
     def dataset(self) -> Dataset:
-        """The file as pydicom reads it (values decoded on access). Changes to it do not
-        change the file; :meth:`put_text` changes both."""
+        """The file as pydicom reads it (values decoded on access; Pixel Data a view of
+        the file's bytes, see :meth:`decodable_pixels`). Changes to it do not change the
+        file; :meth:`put_text` changes both."""
         if self._dataset is None:
             offset = len(self._header())
             raw: dict[BaseTag, DataElement | RawDataElement] = {}
@@ -330,6 +331,17 @@ class EncodedFile:
             ds.set_original_encoding(False, True, ds._character_set)
             self._dataset = ds
         return self._dataset
+
+    def decodable_pixels(self) -> None:
+        """Make :attr:`dataset`'s encapsulated Pixel Data bytes, which pydicom's
+        decoders need (else it is a view of the file's bytes: no copy of a compressed
+        file that is only stored)."""
+        elements = self.dataset._dict
+        raw = elements.get(BaseTag(PIXEL_DATA))
+        if not isinstance(raw, RawDataElement) or raw.length != _UNDEFINED:
+            return
+        if isinstance(raw.value, memoryview):
+            elements[BaseTag(PIXEL_DATA)] = raw._replace(value=bytes(raw.value))
 
     def _header(self) -> bytes:
         """Preamble, ``DICM`` and the file meta information, as ``dcmwrite`` writes
@@ -410,7 +422,7 @@ _HEADERS: dict[tuple[object, ...], _HeaderTemplate] = {}
 
 def _raw(encoded: Encoded, offset: int) -> RawDataElement:
     """A pydicom raw element for an encoded element found at ``offset`` in a file
-    (native Pixel Data's value a view of ``encoded``, not a copy)."""
+    (Pixel Data's value a view of ``encoded``, not a copy)."""
     g, e, vr_bytes, short = _HEAD.unpack_from(encoded, 0)
     vr = _VRS[vr_bytes]
     if vr in _LONG_VRS:
@@ -425,7 +437,7 @@ def _raw(encoded: Encoded, offset: int) -> RawDataElement:
     else:
         value = encoded[start : start + length]
     tag = g << 16 | e
-    if isinstance(value, memoryview) and (tag != PIXEL_DATA or length == _UNDEFINED):
+    if isinstance(value, memoryview) and tag != PIXEL_DATA:
         value = bytes(value)
     return RawDataElement(
         BaseTag(tag),

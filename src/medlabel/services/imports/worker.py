@@ -153,6 +153,8 @@ def _prepare(task: DicomTask) -> Prepared:
         if fast is None:
             ds = dicom_io.read_dataset(source, name=task.name, check_pixels=task.mode == Mode.FULL)
         else:
+            if task.mode == Mode.FULL:
+                fast[0].decodable_pixels()
             ds = fast[0].dataset
             dicom_io.check_dataset(ds, name=task.name, check_pixels=task.mode == Mode.FULL)
     except MedlabelError as exc:

@@ -223,3 +223,20 @@ def test_files_of_one_series_share_a_header_template_and_stay_exact() -> None:
         ds.StudyInstanceUID, ds.SeriesInstanceUID = first.StudyInstanceUID, first.SeriesInstanceUID
         ds.SOPInstanceUID = f"1.2.3.{'9' * n}"
         assert _same(_file(ds), DeidOptions()) is True
+
+
+def test_values_the_reference_reads_are_written_as_it_writes_them() -> None:
+    """The reference path reads a few attributes as values (the SOP Class UID, the
+    character set, Burned In Annotation...) and its writer encodes them again: a UID
+    padded with a space, or a code string padded with a NUL, comes out padded the
+    standard way on both paths."""
+    ds = _image()
+    ds.BurnedInAnnotation = "YES"
+    data = _file(ds)
+    uid = b"1.2.840.10008.5.1.4.1.1.2"  # 25 characters: padded
+    odd = data.replace(uid + b"\0", uid + b" ").replace(b"YES ", b"YES\0")
+    assert odd != data
+    fast = Deidentifier(SECRET).deidentify_file(odd)
+    assert fast is not None
+    assert uid + b"\0" in fast[0].data and b"YES " in fast[0].data
+    assert _same(odd, DeidOptions()) is True

@@ -265,11 +265,12 @@ def encode_sequence(tag: int, undefined: bool, items: list[tuple[bool, bytes]]) 
     return _LONG(tag >> 16, tag & 0xFFFF, b"SQ", len(body)) + body
 
 
-def encode_with_pydicom(element: DataElement) -> bytes:
-    """``element`` as pydicom's writer encodes it (explicit VR little endian)."""
+def encode_with_pydicom(element: DataElement, charset: object = None) -> bytes:
+    """``element`` as pydicom's writer encodes it (explicit VR little endian) in a data
+    set with ``charset`` as its Specific Character Set."""
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = False, True
-    write_data_element(fp, element)
+    write_data_element(fp, element, charset)  # type: ignore[arg-type]
     return fp.getvalue()
 
 

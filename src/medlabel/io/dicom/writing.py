@@ -131,7 +131,7 @@ def _copy_and_encode(ds: Dataset, source: bytes, syntax: UID) -> bytes:
             if end > start:
                 parts.append(view[start:end])
                 start = end = -1
-            simple = _encode_simple(elem, implicit, little)
+            simple = encode_simple(elem, implicit, little)
             if simple is not None:
                 if encoded is not None:
                     parts.append(encoded.getvalue())
@@ -210,7 +210,7 @@ def _encode_meta_element(elem: DataElement | RawDataElement) -> bytes | None:
         value = elem.value + (b"\0" if len(elem.value) % 2 else b"")
         head = _header(int(elem.tag), "OB", len(value), False, True)
         return None if head is None else head + value
-    return _encode_simple(elem, False, True)
+    return encode_simple(elem, False, True)
 
 
 def _source_span(
@@ -265,19 +265,17 @@ def _header(tag: int, vr: str, length: int, implicit: bool, little: bool) -> byt
     return short_pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
 
 
-def _encode_simple(
-    elem: DataElement | RawDataElement, implicit: bool, little: bool
-) -> bytes | None:
+def encode_simple(elem: DataElement | RawDataElement, implicit: bool, little: bool) -> bytes | None:
     """The bytes ``write_data_element`` writes for a changed element holding plain ASCII
     text or integers, or None for anything else (left to pydicom).
 
     Examples
     --------
-    >>> _encode_simple(DataElement(0x00100020, "LO", "ANON-1"), False, True)
+    >>> encode_simple(DataElement(0x00100020, "LO", "ANON-1"), False, True)
     b'\\x10\\x00 \\x00LO\\x06\\x00ANON-1'
-    >>> _encode_simple(DataElement(0x00280010, "US", 512), True, True)
+    >>> encode_simple(DataElement(0x00280010, "US", 512), True, True)
     b'(\\x00\\x10\\x00\\x02\\x00\\x00\\x00\\x00\\x02'
-    >>> _encode_simple(DataElement(0x00100010, "PN", "Doe^Jane"), False, True) is None
+    >>> encode_simple(DataElement(0x00100010, "PN", "Doe^Jane"), False, True) is None
     True
     """
     if not isinstance(elem, DataElement) or elem.is_buffered:

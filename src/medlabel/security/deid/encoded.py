@@ -21,7 +21,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from pydicom.dataelem import RawDataElement
+from pydicom.charset import default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
@@ -35,11 +36,13 @@ from medlabel.io.dicom.encoded import (
     encode,
     encode_sequence,
     encode_text,
+    encode_with_pydicom,
     meta_dataset,
     scan_file,
     split_strings,
     value_bytes,
 )
+from medlabel.io.dicom.writing import encode_simple
 from medlabel.security.deid.elements import QUIET_VALIDATION, patient_key, pixel_warnings
 from medlabel.security.deid.plan import Op
 from medlabel.security.deid.report import DeidResult
@@ -65,8 +68,18 @@ if TYPE_CHECKING:
     from medlabel.security.deid.deidentifier import Deidentifier
 
 #: attributes read before the walk (patient key, pixel warnings, their character set)
+#: and by the writer of the reference path (character set, SOP Class UID)
 _KEY_TAGS = frozenset(
-    {0x00080005, 0x00080060, 0x00100010, 0x00100020, 0x0020000D, 0x00280301, 0x00280302}
+    {
+        0x00080005,
+        0x00080016,
+        0x00080060,
+        0x00100010,
+        0x00100020,
+        0x0020000D,
+        0x00280301,
+        0x00280302,
+    }
 )
 #: VRs whose dummy or pseudonym pydicom writes as plain ASCII text
 _TEXT_ENCODED = frozenset(
@@ -108,6 +121,9 @@ class _Walker:
         self.data = scanned.data
         self.scanned = scanned
         self.walk: Walk
+        self.converted: dict[int, DataElement] = {}
+        self.charset: object = None
+        self._kept_tag = -1
 
     def run(self) -> tuple[EncodedFile, DeidResult]:
         data = self.data
@@ -122,6 +138,8 @@ class _Walker:
         try:
             key = patient_key(view)
             warnings = pixel_warnings(view)
+            charset = view.get("SpecificCharacterSet", default_encoding)
+            view.get("SOPClassUID")
         except Exception as exc:
             raise _DeclinedError from exc
         deid = self.deid
@@ -130,7 +148,16 @@ class _Walker:
         )
         walk.warnings.update(dict.fromkeys(warnings))
         self.walk = walk
-        elements = dict(self._walk(top, NORMAL))
+        # The reference path reads these elements as values, and its writer then encodes
+        # the values again when they are kept: the same here (non-canonical padding, as
+        # a UID padded with a space, is not copied).
+        self.converted = {
+            int(tag): element
+            for tag, element in view._dict.items()
+            if not isinstance(element, RawDataElement)
+        }
+        self.charset = charset
+        elements = dict(self._walk(top, NORMAL, top=True))
         shell = Dataset()
         shell.file_meta = meta_dataset(self.scanned)
         shell.preamble = data[:128]
@@ -144,12 +171,15 @@ class _Walker:
 
     # -- the walk, as Deidentifier._walk ----------------------------------------------
 
-    def _walk(self, elements: list[Element], mode: int) -> list[tuple[int, Encoded]]:
+    def _walk(
+        self, elements: list[Element], mode: int, *, top: bool = False
+    ) -> list[tuple[int, Encoded]]:
         plan, walk = self.plan, self.walk
         out: list[tuple[int, Encoded]] = []
         private = curves = overlays = 0
         for element in elements:
             key = element.tag
+            self._kept_tag = -1
             group = key >> 16
             if group & 1:
                 private += 1
@@ -177,6 +207,8 @@ class _Walker:
                 encoded = self._other(element, vr, mode)
             else:
                 encoded = self._kept(element)
+            if top and self._kept_tag == key and key in self.converted:
+                encoded = self._encoded_value(self.converted[key])
             if encoded is not None:
                 out.append((key, encoded))
         counts = walk.counts
@@ -254,12 +286,18 @@ class _Walker:
         ones (Pixel Data) as a view of the source, not a copy."""
         if element.vr in ("UN", "SQ"):
             raise _DeclinedError  # re-encoded by pydicom: not the same bytes
+        self._kept_tag = element.tag
         data, start = self.data, element.start
         if element.value - start == 12 and data[start + 6 : start + 8] != b"\0\0":
             return encode(element.tag, element.vr, value_bytes(data, element))
         if element.stop - start > _VIEW_FROM:
             return memoryview(data)[start : element.stop]
         return data[start : element.stop]
+
+    def _encoded_value(self, element: DataElement) -> bytes:
+        """A kept element that was read as a value, as the reference writer encodes it."""
+        simple = encode_simple(element, False, True)
+        return simple if simple is not None else encode_with_pydicom(element, self.charset)
 
     def _remap(self, element: Element) -> Encoded:
         self.walk.count(element.tag, UID_REMAPPED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from medlabel.services.imports.worker import (
     Mode,
     ensure_frame_of_reference,
     prepare_dicom,
+    warm_up,
 )
 from medlabel.storage.blob.local import LocalBlobStore
 
@@ -71,3 +73,12 @@ def test_the_fast_path_prepares_what_the_data_set_path_prepares(
     fast = prepared("fast")
     monkeypatch.setattr(Deidentifier, "deidentify_file", lambda self, data: None)
     assert prepared("dataset") == fast
+
+
+def test_worker_warm_up_runs_the_whole_first_stage(caplog: pytest.LogCaptureFixture) -> None:
+    """Each import worker process starts by de-identifying and checking pydicom's
+    CT_small.dcm (so the first real files do not pay for loading tables and modules);
+    it must get through without a failure, which it would only log."""
+    with caplog.at_level(logging.DEBUG, logger="medlabel.services.imports.worker"):
+        warm_up()
+    assert not [r for r in caplog.records if "warm-up failed" in r.getMessage()]

@@ -170,9 +170,13 @@ class Context:
             return None
         with self._pool_lock:
             if self._pool is None:
+                from medlabel.services.imports.worker import warm_up
+
                 mp = multiprocessing.get_context("forkserver")
                 mp.set_forkserver_preload(["medlabel.services.imports.worker"])
-                self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=workers, mp_context=mp, initializer=warm_up
+                )
             return self._pool
 
     def prestart_process_pool(self) -> None:

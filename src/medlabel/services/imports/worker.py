@@ -11,6 +11,7 @@ job that builds the images."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +26,7 @@ from medlabel.io.dicom.writing import dicom_file_bytes
 from medlabel.security.deid import QUIET_VALIDATION, Deidentifier, DeidOptions, DeidResult
 from medlabel.storage.blob import BlobStore
 
+log = logging.getLogger(__name__)
 #: makes the de-identified file's bytes
 Written = Callable[[], bytes]
 #: per process: de-identifiers by (secret, options), built on first use
@@ -94,6 +96,28 @@ def _deidentifier(secret: str, options: str) -> Deidentifier:
         deid = Deidentifier(secret, DeidOptions.model_validate_json(options))
         _DEIDENTIFIERS[key] = deid
     return deid
+
+
+def warm_up() -> None:
+    """Run by each import worker process as it starts: de-identify and check one small
+    file that pydicom ships (CT_small.dcm), so that the tables, lazily loaded modules
+    and caches the first files of an import need are ready before it comes."""
+    try:
+        from pydicom.data import get_testdata_file
+
+        found = get_testdata_file("CT_small.dcm")
+        if not isinstance(found, str):
+            return
+        data = Path(found).read_bytes()
+        fast = Deidentifier("medlabel worker warm-up", DeidOptions()).deidentify_file(data)
+        if fast is not None:
+            ds = fast[0].dataset
+            dicom_io.check_dataset(ds, name="warm-up", check_pixels=False)
+            dicom_io.series_info(ds)
+            missing_frame_of_reference(ds)
+            hashlib.sha256(fast[0].data).digest()
+    except Exception:  # only a head start: an import works without it
+        log.debug("import worker warm-up failed", exc_info=True)
 
 
 def content_key(ds: pydicom.Dataset, frames: np.ndarray) -> str:

@@ -97,10 +97,11 @@ def _medlabel_service_run(
 
     ctx = open_context(Settings(home=home))
     try:
-        # like `medlabel serve`, which starts its import workers with the server
+        # like `medlabel serve`, which starts its import workers (and they warm up) with
+        # the server: one short sleep per worker, so every worker has started
         pool = ctx.process_pool()
         if pool is not None:
-            for future in [pool.submit(int) for _ in range(4)]:
+            for future in [pool.submit(time.sleep, 0.3) for _ in range(ctx.import_workers)]:
                 future.result()
         project = create_project(ctx, None, "bench")
         options = ImportOptions(

@@ -159,13 +159,15 @@ class Context:
         check = getattr(self._executor, "health", None)
         return check() if callable(check) else None
 
-    def _workers(self) -> int:
+    @property
+    def import_workers(self) -> int:
+        """How many import worker processes :meth:`process_pool` runs (1: none)."""
         return self.settings.import_workers or min(4, os.cpu_count() or 1)
 
     def process_pool(self) -> ProcessPoolExecutor | None:
         """Worker processes for CPU-bound import work, started on first use and kept
         (None when ``import_workers`` is 1 or the machine has one core)."""
-        workers = self._workers()
+        workers = self.import_workers
         if workers <= 1:
             return None
         with self._pool_lock:
@@ -184,7 +186,7 @@ class Context:
         does not wait for them."""
         pool = self.process_pool()
         if pool is not None:
-            for _ in range(self._workers()):
+            for _ in range(self.import_workers):
                 pool.submit(int)
 
     def close(self) -> None:

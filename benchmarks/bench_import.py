@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -267,6 +268,40 @@ def bench_orthanc(
     }
 
 
+def bench_head_to_head(
+    paths: list[Path],
+    files: list[Path],
+    threads: int,
+    pairs: int,
+    scratch: Path,
+    expected: int | None,
+) -> dict[str, Any]:
+    """medlabel's background import and Orthanc with ``threads`` clients, run alternately
+    (``pairs`` times each): on a shared machine whose speed drifts (other guests of the
+    host), each pair sees about the same conditions, so the ratio within a pair is the
+    fairer comparison."""
+    print(f"  -- head to head: background import, then Orthanc with {threads} threads, x{pairs}")
+    rates: list[tuple[float, float]] = []
+    for _ in range(pairs):
+        ours = bench_medlabel("background", paths, 1, scratch, expected)
+        theirs = bench_orthanc(files, threads, 1, scratch, expected)
+        rates.append((ours["instances_per_s"]["median"], theirs["instances_per_s"]["median"]))
+    ratios = [a / b for a, b in rates]
+    faster = sum(r >= 1 for r in ratios)
+    print(
+        f"  -- medlabel / Orthanc: median {statistics.median(ratios):.2f} "
+        f"({min(ratios):.2f}–{max(ratios):.2f}); medlabel at least as fast in {faster} of {pairs}"
+    )
+    return {
+        "modes": [MODE_NAMES["background"], f"REST POST /instances, {threads} client thread(s)"],
+        "pairs": [{"medlabel": a, "orthanc": b} for a, b in rates],
+        "medlabel_per_s": summarize([a for a, _ in rates], 1),
+        "orthanc_per_s": summarize([b for _, b in rates], 1),
+        "ratio": summarize(ratios, 2),
+        "medlabel_at_least_as_fast": faster,
+    }
+
+
 def profile_import(paths: list[Path], scratch: Path, skip_invalid: bool) -> dict[str, Any]:
     """Sample one in-process import (this process, warmed up) with py-spy and split it
     into stages."""
@@ -341,13 +376,19 @@ def main() -> None:
     ap.add_argument("--no-orthanc", action="store_true", help="Skip Orthanc.")
     ap.add_argument("--profile", action="store_true", help="py-spy breakdown of one import.")
     ap.add_argument(
+        "--pairs",
+        type=int,
+        default=5,
+        help="Alternating background / Orthanc (most threads) runs per data set (0: none).",
+    )
+    ap.add_argument(
         "--max-wait", type=float, default=60.0, help="Wait for a quiet machine (0: never)."
     )
     ap.add_argument("--quick", action="store_true", help="Smoke check: 30 slices, 1 run.")
     ap.add_argument("--out", default=None, help="Result name (default import / import_quick).")
     args = ap.parse_args()
     if args.quick:
-        args.runs, args.ct_slices = 1, 30
+        args.runs, args.ct_slices, args.pairs = 1, 30, min(args.pairs, 1)
         args.max_wait = min(args.max_wait, 10.0)
     global QUIET_WAIT_S
     QUIET_WAIT_S = args.max_wait
@@ -389,6 +430,7 @@ def main() -> None:
             "datasets": {},
         }
         rows = []
+        pair_rows: list[list[Any]] = []
         for name, (paths, expected) in datasets.items():
             n_files, n_bytes = _du(paths)
             print(f"\n== {name}: {n_files} files, {n_bytes / 1e6:.1f} MB")
@@ -405,6 +447,24 @@ def main() -> None:
                 for threads in (int(t) for t in args.threads.split(",")):
                     results.append(bench_orthanc(files, threads, args.runs, scratch, expected))
             report["datasets"][name] = {"files": n_files, "bytes": n_bytes, "results": results}
+            if not args.no_orthanc and args.pairs:
+                most = max(int(t) for t in args.threads.split(","))
+                report["datasets"][name]["head_to_head"] = bench_head_to_head(
+                    paths, files, most, args.pairs, scratch, expected
+                )
+                h2h = report["datasets"][name]["head_to_head"]
+                pair_rows.append(
+                    [
+                        name,
+                        most,
+                        f"{h2h['medlabel_per_s']['median']} ({h2h['medlabel_per_s']['min']}–"
+                        f"{h2h['medlabel_per_s']['max']})",
+                        f"{h2h['orthanc_per_s']['median']} ({h2h['orthanc_per_s']['min']}–"
+                        f"{h2h['orthanc_per_s']['max']})",
+                        f"{h2h['ratio']['median']} ({h2h['ratio']['min']}–{h2h['ratio']['max']})",
+                        f"{h2h['medlabel_at_least_as_fast']} of {args.pairs}",
+                    ]
+                )
             if name in ("mixed", "data"):
                 files = sorted(
                     f for p in paths for f in (p.rglob("*") if p.is_dir() else [p]) if f.is_file()
@@ -461,6 +521,21 @@ def main() -> None:
             "other load, cores",
         ]
         print("\n" + table(rows, header))
+        if pair_rows:
+            print(
+                "\nhead to head (alternating runs):\n"
+                + table(
+                    pair_rows,
+                    [
+                        "data",
+                        "Orthanc threads",
+                        "medlabel background /s",
+                        "Orthanc /s",
+                        "ratio",
+                        "medlabel ≥ Orthanc",
+                    ],
+                )
+            )
         path = save_result(args.out or ("import_quick" if args.quick else "import"), report)
         print(f"\nsaved {path}")
     finally:

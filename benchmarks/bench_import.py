@@ -17,6 +17,10 @@ Usage::
     python benchmarks/bench_import.py            # full run (about 5 minutes on 2 cores)
     python benchmarks/bench_import.py --quick    # smoke check (30 CT slices, 1 run)
     python benchmarks/bench_import.py --profile  # also a py-spy breakdown per data set
+    python benchmarks/bench_import.py --runs 5 --pairs 7 --profile   # docs/benchmarks.md
+
+After the blocks of runs, ``--pairs`` (default 5) alternates a background import and
+Orthanc with the most client threads on each data set and reports the ratio per pair.
 """
 
 from __future__ import annotations
@@ -59,11 +63,19 @@ IMPORT_RULES: list[tuple[str, tuple[str, ...]]] = [
         ("pydicom/pixels/", "io/dicom/pixels.py"),
     ),
     ("write de-identified DICOM copy", ("dicom_file_bytes (",)),
+    (
+        "de-identify from the encoded elements (scan, walk, assemble the copy)",
+        ("io/dicom/encoded.py", "security/deid/encoded.py"),
+    ),
     ("de-identify", ("security/deid/",)),
     ("blob store writes (sha256 + file write)", ("storage/blob/",)),
     ("content key (sha256 of decoded pixels)", ("content_key (",)),
     ("pixel volume + thumbnail encoding", ("_put_volume", "staged_image (")),
     ("series assembly (geometry, stacking)", ("io/dicom/series.py", "io/dicom/stacking.py")),
+    (
+        "checks and index attributes of the de-identified header (pydicom values)",
+        ("check_dataset (", "series_info (", "missing_frame_of_reference (", "is_image ("),
+    ),
     ("read + parse full DICOM file", ("read_dataset",)),
     ("header pre-read for series grouping", ("_stage_dicom",)),
     ("scan folders + sniff file types", ("_scan", "imports/scan.py")),
@@ -88,7 +100,7 @@ CLI = [sys.executable, "-c", "from medlabel.cli.main import app; app()"]
 
 
 def _medlabel_service_run(
-    home: Path, paths: list[Path], skip_invalid: bool, background: bool = False
+    home: Path, paths: list[Path], skip_invalid: bool, background: bool = False, build: bool = True
 ) -> dict[str, Any]:
     from medlabel.core.settings import Settings
     from medlabel.services.context import open_context
@@ -113,7 +125,7 @@ def _medlabel_service_run(
         wall = time.perf_counter() - t0
         cpu = _own_cpu() - cpu0  # before close(): import worker processes are still alive
         out = {"wall_s": wall, "cpu_s": cpu, "counts": summary.counts}
-        if background:  # then build the images, as the queued job would, and time it
+        if background and build:  # then build the images, as the queued job would; timed
             built = prepare_import(ctx, summary.import_id)
             out["ready_s"] = time.perf_counter() - t0
             out["ready_counts"] = built.counts
@@ -302,14 +314,16 @@ def bench_head_to_head(
     }
 
 
-def profile_import(paths: list[Path], scratch: Path, skip_invalid: bool) -> dict[str, Any]:
+def profile_import(
+    paths: list[Path], scratch: Path, skip_invalid: bool, background: bool = False
+) -> dict[str, Any]:
     """Sample one in-process import (this process, warmed up) with py-spy and split it
-    into stages."""
+    into stages (``background``: the first stage only, until the import returns)."""
     home = Path(tempfile.mkdtemp(prefix="home-profile-", dir=scratch))
     out = scratch / f"import-{time.monotonic_ns()}.pyspy"
     rate = 200
     with PidRecorder(os.getpid(), out, subprocesses=True, rate=rate):
-        run = _medlabel_service_run(home, paths, skip_invalid)
+        run = _medlabel_service_run(home, paths, skip_invalid, background=background, build=False)
     stacks = read_stacks(out)
     result = breakdown(stacks, IMPORT_RULES, IMPORT_INNER_RULES)
     result.update(
@@ -495,17 +509,23 @@ def main() -> None:
             print(f"\nmedlabel --help (CLI start-up): {report['cli_startup_s']['median']} s")
         if args.profile:
             report["profile"] = {}
-            for name, (paths, expected) in datasets.items():
-                if name == "all":
-                    continue  # the sum of ct and mixed
-                print(f"\n== py-spy breakdown of one in-process import of {name}")
+            profiled = [
+                (f"{name}, {how}", paths, expected, how == "background")
+                for name, (paths, expected) in datasets.items()
+                if name != "all"  # the sum of ct and mixed
+                for how in ("one stage", "background")
+            ]
+            for key, paths, expected, background in profiled:
+                print(f"\n== py-spy breakdown of one in-process import: {key}")
                 try:
-                    prof = profile_import(paths, scratch, skip_invalid=expected is None)
+                    prof = profile_import(
+                        paths, scratch, skip_invalid=expected is None, background=background
+                    )
                 except Exception as exc:  # noqa: BLE001 - reported in the results
                     print(f"  FAILED: {type(exc).__name__}: {exc}")
-                    report["profile"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    report["profile"][key] = {"error": f"{type(exc).__name__}: {exc}"}
                     continue
-                report["profile"][name] = prof
+                report["profile"][key] = prof
                 prof_rows = [
                     [k, v["samples"], f"{100 * v['share']:.1f}%"] for k, v in prof["stages"].items()
                 ]

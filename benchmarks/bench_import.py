@@ -14,7 +14,7 @@ server per run, every file POSTed to ``/instances`` by 1 and by 4 client threads
 
 Usage::
 
-    python benchmarks/bench_import.py            # full run (about 5 minutes on 2 cores)
+    python benchmarks/bench_import.py            # full run (about 12 minutes on 2 cores)
     python benchmarks/bench_import.py --quick    # smoke check (30 CT slices, 1 run)
     python benchmarks/bench_import.py --profile  # also a py-spy breakdown per data set
     python benchmarks/bench_import.py --runs 5 --pairs 7 --profile   # docs/benchmarks.md

@@ -8,6 +8,10 @@ one :class:`DeidReport` per import::
     for ds in datasets:
         report.add(deid.deidentify(ds))  # in place
     store(report.to_dict())
+
+An importer that has the file's bytes calls ``deid.deidentify_file(data)`` first: for
+files in the usual encoding it gives the de-identified file and the same report without
+building a data set (byte for byte what ``deidentify`` and writing give), else None.
 """
 
 from medlabel.security.deid.deidentifier import DATE_SHIFT_RANGE, Deidentifier

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import io
 import warnings
-from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.data.data_manager import DATA_ROOT, DataTypes, external_data_sources
 from pydicom.dataset import Dataset
 
 from medlabel.io.dicom import writing
 from medlabel.io.dicom.writing import dicom_file_bytes
 from medlabel.security.deid import Deidentifier
 from tests.io.conftest import data_path
+from tests.support.dicom_files import pydicom_test_files
 
 SECRET = "project-secret-0123456789"
-
-
-def _files() -> list[Path]:
-    paths = sorted(p for p in Path(DATA_ROOT, "test_files").rglob("*.dcm") if p.is_file())
-    for source in external_data_sources().values():
-        paths += sorted(
-            Path(p)
-            for p in source.get_paths("*.dcm", DataTypes.DATASET)
-            if Path(p).stat().st_size < 2_000_000
-        )
-    return paths
 
 
 def _read(data: bytes) -> Dataset | None:
@@ -119,7 +107,7 @@ def test_unchanged_elements_are_copied_not_encoded(monkeypatch: pytest.MonkeyPat
 def test_every_test_file_de_identified_is_written_as_dcmwrite_writes_it() -> None:
     deid = Deidentifier(SECRET)
     checked = 0
-    for path in _files():
+    for path in pydicom_test_files():
         data = path.read_bytes()
         ours, reference = _read(data), _read(data)
         if ours is None or reference is None:

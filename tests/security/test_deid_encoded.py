@@ -14,7 +14,6 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.data.data_manager import DATA_ROOT, DataTypes, external_data_sources
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -22,19 +21,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from medlabel.io.dicom.encoded import NotScannableError, scan_file
 from medlabel.io.dicom.writing import dicom_file_bytes
 from medlabel.security.deid import Deidentifier, DeidOptions, DeidResult
+from tests.support.dicom_files import pydicom_test_files
 
 SECRET = "project-secret-0123456789"
-
-
-def _test_files() -> list[Path]:
-    paths = sorted(p for p in Path(DATA_ROOT, "test_files").rglob("*.dcm") if p.is_file())
-    for source in external_data_sources().values():
-        paths += sorted(
-            Path(p)
-            for p in source.get_paths("*.dcm", DataTypes.DATASET)
-            if Path(p).stat().st_size < 2_000_000
-        )
-    return paths
 
 
 def _reference(data: bytes, options: DeidOptions) -> tuple[bytes, DeidResult] | None:
@@ -69,7 +58,7 @@ def _same(data: bytes, options: DeidOptions) -> bool | None:
 )
 def test_every_test_file_taken_is_byte_identical_to_the_reference(options: DeidOptions) -> None:
     taken, different = [], []
-    for path in _test_files():
+    for path in pydicom_test_files():
         same = _same(path.read_bytes(), options)
         if same is None:
             continue

@@ -277,13 +277,7 @@ class Deidentifier:
                     del ds[tag]
                 walk.count(tag, REMOVED)
                 walk.warnings[f"{tag_key(tag)} could not be read and was removed"] = None
-        counts = walk.counts
-        if private:
-            counts[("PrivateAttributes", REMOVED)] += private
-        if curves:
-            counts[("CurveData", REMOVED)] += curves
-        if overlays:
-            counts[("OverlayData", REMOVED)] += overlays
+        walk.count_groups_removed(private, curves, overlays)
 
     def _apply(self, ds: Dataset, tag: int, vr: str, op: Op, walk: Walk) -> None:
         if op is Op.REMOVE:

@@ -211,13 +211,7 @@ class _Walker:
                 encoded = self._encoded_value(self.converted[key])
             if encoded is not None:
                 out.append((key, encoded))
-        counts = walk.counts
-        if private:
-            counts[("PrivateAttributes", REMOVED)] += private
-        if curves:
-            counts[("CurveData", REMOVED)] += curves
-        if overlays:
-            counts[("OverlayData", REMOVED)] += overlays
+        walk.count_groups_removed(private, curves, overlays)
         return out
 
     def _apply(self, element: Element, vr: str, op: Op) -> Encoded | None:

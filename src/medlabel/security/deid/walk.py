@@ -69,6 +69,13 @@ class Walk:
             self._matcher = IdentifierMatcher(self.names, self.ids)
         return self._matcher
 
+    def count_groups_removed(self, private: int, curves: int, overlays: int) -> None:
+        """Count, once per data set, the private attributes, curves and overlays removed."""
+        for keyword, n in (("PrivateAttributes", private), ("CurveData", curves),
+                           ("OverlayData", overlays)):  # fmt: skip
+            if n:
+                self.counts[(keyword, REMOVED)] += n
+
 
 #: modes of a walk: normal rules; every text "cleaned"; every text replaced by a dummy
 NORMAL, CLEAN, SCRUB = 0, 1, 2
